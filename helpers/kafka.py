@@ -1,0 +1,326 @@
+"""A real Apache Kafka broker for the labs, plus small bounded client helpers.
+
+The embedded broker is Apache Kafka 4.x in KRaft combined mode (broker and controller in one JVM),
+from jars that Maven resolves once (``helpers/jvm/kafka-broker.pom.xml``). It listens on
+127.0.0.1 only, keeps its data and log under ``<state>/kafka`` and survives notebook restarts; stop it
+with ``make stop``. When ``KAFKA_BOOTSTRAP_SERVERS`` is set (docker-compose), nothing is started and
+every helper talks to that broker instead.
+
+    >>> from helpers.kafka import start_broker, produce_json, consume_json
+    >>> servers = start_broker()                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from helpers import jvm
+from helpers.config import external_kafka, kafka_bootstrap_servers, kafka_port, state_dir
+
+POM = "kafka-broker.pom.xml"
+
+LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def kafka_version() -> str:
+    """Return the Kafka version pinned in the broker's pom."""
+    return jvm.pom_property(POM, "kafka.version")
+
+
+def home() -> Path:
+    """Return the embedded broker's folder: ``<state>/kafka`` (config, data, logs, pid)."""
+    return state_dir() / "kafka"
+
+
+def log_file() -> Path:
+    """Return the broker's log file (what to read when it will not start)."""
+    return home() / "logs" / "server.log"
+
+
+def fetch_jars() -> Path:
+    """Resolve the broker's jars from Maven Central once and return their folder."""
+    return jvm.resolve_jars(POM, f"kafka-{kafka_version()}")
+
+
+def _write_config() -> Path:
+    port = kafka_port()
+    data = home() / "data"
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{port + 1}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.retention.hours": "48",
+    }
+    conf = home() / "config"
+    conf.mkdir(parents=True, exist_ok=True)
+    (home() / "logs").mkdir(parents=True, exist_ok=True)
+    (conf / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    (conf / "log4j2.properties").write_text(LOG4J2.format(log=log_file()))
+    return conf
+
+
+def _pid() -> int | None:
+    """Return the pid of our running broker, or None.
+
+    The broker is found by its command line (it names our ``server.properties``), so a lost or
+    stale pid file never leaves an orphan behind.
+    """
+    import psutil
+
+    marker = str(home() / "config" / "server.properties")
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if "kafka.Kafka" in cmdline and marker in cmdline:
+            return int(proc.info["pid"])
+    return None
+
+
+def _tcp_open(server: str, timeout_s: float) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def is_reachable(bootstrap: str | None = None, timeout_s: float = 3.0) -> bool:
+    """Return True if a client can fetch cluster metadata from ``bootstrap`` within the timeout."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    bootstrap = bootstrap or kafka_bootstrap_servers()
+    if not any(_tcp_open(server, timeout_s) for server in bootstrap.split(",")):
+        return False  # nothing listens: answer at once instead of letting the client retry
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+                                 request_timeout_ms=int(timeout_s * 1000))
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        return bool(admin.describe_cluster().get("brokers"))
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def _format_storage(java: str, classpath: str, conf: Path) -> None:
+    if (home() / "data" / "meta.properties").exists():
+        return
+    # What `kafka-storage.sh random-uuid` prints: a random UUID, URL-safe base64 without padding.
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cmd = [java, "-cp", classpath, f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
+           "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+           "-c", str(conf / "server.properties")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"Formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log yet)"
+
+
+def start_broker(timeout: float = 60.0) -> str:
+    """Start the embedded broker if it is not running, and wait until it serves metadata.
+
+    Safe to call again: a running broker is reused. With ``KAFKA_BOOTSTRAP_SERVERS`` set, nothing
+    is started: the external broker's address is returned.
+
+    Args:
+        timeout: seconds to wait for the broker to answer before giving up.
+
+    Returns:
+        The bootstrap servers string clients should use.
+    """
+    if external_kafka():
+        return kafka_bootstrap_servers()
+    bootstrap = kafka_bootstrap_servers()
+    if _pid() is not None and is_reachable(bootstrap):
+        return bootstrap
+    from helpers.ports import port_owner
+
+    for port in (kafka_port(), kafka_port() + 1):
+        owner = port_owner(port)
+        if owner and _pid() is None:
+            raise RuntimeError(
+                f"Port {port} is already taken by {owner}: stop that process, or set "
+                f"WORKBOOK_KAFKA_PORT to another port (the controller uses port + 1)."
+            )
+    java = jvm.require_java()
+    classpath = str(fetch_jars() / "*")
+    home().mkdir(parents=True, exist_ok=True)
+    with open(home() / "start.lock", "w") as lock:  # two notebooks starting at once get one broker
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _launch_once(java, classpath)
+    return _wait_until_ready(bootstrap, timeout)
+
+
+def _launch_once(java: str, classpath: str) -> None:
+    """Format storage on first use and launch the broker JVM unless one runs already."""
+    conf = _write_config()
+    if _pid() is None:
+        _format_storage(java, classpath, conf)
+        heap = os.environ.get("WORKBOOK_KAFKA_HEAP", "512m")
+        cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+               f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
+               "-cp", classpath, "kafka.Kafka", str(conf / "server.properties")]
+        with open(home() / "logs" / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        del proc  # found again by its command line: see _pid()
+        time.sleep(0.5)
+
+
+def _wait_until_ready(bootstrap: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _pid() is None:
+            raise RuntimeError(f"The Kafka broker exited while starting. Last lines of "
+                               f"{log_file()}:\n{_tail(log_file())}")
+        if is_reachable(bootstrap, timeout_s=2.0):
+            return bootstrap
+        time.sleep(0.3)
+    raise TimeoutError(f"The Kafka broker did not answer within {timeout:.0f} s. "
+                       f"Last lines of {log_file()}:\n{_tail(log_file())}")
+
+
+def stop_broker(timeout: float = 30.0) -> bool:
+    """Stop the embedded broker cleanly (SIGTERM, then SIGKILL after ``timeout``).
+
+    Returns:
+        True if a broker was running and is now stopped, False if none was running.
+    """
+    pid = _pid()
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid() is not None:
+        time.sleep(0.2)
+    if _pid() is not None:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    return True
+
+
+def broker_status() -> dict[str, Any]:
+    """Return what is known about the broker: mode, address, pid and whether it answers."""
+    external = external_kafka()
+    bootstrap = kafka_bootstrap_servers()
+    return {
+        "mode": "external" if external else "embedded",
+        "bootstrap_servers": bootstrap,
+        "pid": None if external else _pid(),
+        "reachable": is_reachable(bootstrap, timeout_s=2.0),
+        "version": None if external else kafka_version(),
+        "log": None if external else str(log_file()),
+    }
+
+
+def ensure_topic(name: str, partitions: int = 1) -> None:
+    """Create ``name`` with ``partitions`` partitions unless it already exists."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers())
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def produce_json(topic: str, records: Iterable[dict], key_field: str | None = None) -> int:
+    """Send each record as JSON to ``topic``, flush, and return how many were sent.
+
+    Args:
+        topic: destination topic.
+        records: JSON-serialisable dicts.
+        key_field: if given, the message key is ``str(record[key_field])`` (same key, same partition).
+    """
+    from kafka import KafkaProducer
+    from kafka.serializer import DefaultSerializer, JsonSerializer
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap_servers(),
+                             value_serializer=JsonSerializer(), key_serializer=DefaultSerializer(),
+                             acks="all")
+    sent = 0
+    try:
+        for record in records:
+            key = str(record[key_field]) if key_field else None
+            producer.send(topic, value=record, key=key)
+            sent += 1
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    return sent
+
+
+def consume_json(topic: str, group_id: str | None = None, max_records: int = 100,
+                 timeout_s: float = 10.0) -> list[dict]:
+    """Read up to ``max_records`` JSON messages of ``topic`` from the earliest offset.
+
+    Stops when ``max_records`` have arrived or no message came for ``timeout_s`` seconds.
+    """
+    from kafka import KafkaConsumer
+    from kafka.serializer import JsonSerializer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap_servers(),
+                             group_id=group_id, auto_offset_reset="earliest",
+                             enable_auto_commit=group_id is not None,
+                             consumer_timeout_ms=int(timeout_s * 1000),
+                             value_deserializer=JsonSerializer())
+    out: list[dict] = []
+    try:
+        for message in consumer:
+            out.append(message.value)
+            if len(out) >= max_records:
+                break
+    finally:
+        consumer.close()
+    return out

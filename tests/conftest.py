@@ -1,0 +1,43 @@
+"""Shared fixtures: the live services, started once per test session and reused by every test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.config import REPO_ROOT
+
+# nbgrader shells out to `alembic` and Jupyter to kernels: the environment's bin must be on PATH.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The workbook's root folder."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> str:
+    """The live broker's bootstrap servers: the embedded one (started if needed) or the external one.
+
+    The broker is left running after the session, like `make services` leaves it: `make stop` ends it.
+    """
+    from helpers.kafka import start_broker
+
+    return start_broker()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """This process's one SparkSession (local[*] unless SPARK_MASTER is set)."""
+    from helpers.spark import get_spark, stop_spark
+
+    session = get_spark("module05-tests")
+    yield session
+    stop_spark()

@@ -1,0 +1,56 @@
+"""The doctor: one line per check, a hint for each problem, never an exception."""
+
+from __future__ import annotations
+
+from helpers import doctor, jvm
+
+
+def test_all_lines_printed_and_kafka_ok(kafka_broker, capsys):
+    results = doctor.doctor(services=("kafka", "spark"))
+    out = capsys.readouterr().out
+    names = [r.name for r in results]
+    assert names == ["python", "java", "memory", "ports", "kafka", "spark"]
+    assert all(r.ok for r in results), out
+    assert out.count("\n") >= len(results) and "Ready." in out
+
+
+def test_missing_java_gets_an_install_hint(monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    check = doctor.check_java()
+    assert not check.ok
+    assert "openjdk-17" in check.hint and "JAVA_HOME" in check.hint
+
+
+def test_unreachable_external_broker_names_the_variable(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    check = doctor.check_kafka()
+    assert not check.ok and "KAFKA_BOOTSTRAP_SERVERS" in check.detail
+    assert "unset it" in check.hint
+
+
+def test_port_taken_names_the_process(monkeypatch, tmp_path):
+    import socket
+
+    monkeypatch.setenv("WORKBOOK_STATE", str(tmp_path))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        monkeypatch.setenv("WORKBOOK_KAFKA_PORT", str(sock.getsockname()[1]))
+        check = doctor.check_ports()
+    assert not check.ok and "python" in check.detail and "WORKBOOK_KAFKA_PORT" in check.hint
+
+
+def test_a_crashing_check_becomes_a_line(monkeypatch, capsys):
+    def boom():
+        raise ValueError("disk on fire")
+
+    monkeypatch.setitem(doctor.CHECKS, "java", boom)
+    results = doctor.doctor(services=())
+    java = next(r for r in results if r.name == "java")
+    assert not java.ok and "disk on fire" in java.detail
+
+
+def test_java_version_parsing():
+    found = jvm.java_version()
+    assert found is not None and found[0] >= 17
