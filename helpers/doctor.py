@@ -50,6 +50,23 @@ def check_java() -> Check:
                  "" if ok else f"Kafka 4 and Spark 4 need Java {jvm.MIN_JAVA}+: {jvm.JAVA_HINT}")
 
 
+def check_maven() -> Check:
+    """Maven is needed once, to fetch the broker's and the connector's jars from Maven Central."""
+    import shutil
+
+    from helpers.config import jars_dir
+
+    cached = sorted(p.parent.name for p in jars_dir().glob("*/.complete"))
+    mvn = shutil.which("mvn")
+    if mvn:
+        return Check("maven", True, f"{mvn}; jars cached: {', '.join(cached) or 'none yet'}")
+    if len(cached) >= 2:
+        return Check("maven", True, f"not installed, not needed: jars cached ({', '.join(cached)})")
+    return Check("maven", False, "not installed and the jars are not cached yet",
+                 "install Maven once (Debian/Ubuntu: `sudo apt-get install maven`; "
+                 "macOS: `brew install maven`), or use docker-compose")
+
+
 def check_memory() -> Check:
     import psutil
 
@@ -125,7 +142,7 @@ def check_airflow() -> Check:
 
 
 CHECKS: dict[str, Callable[[], Check]] = {
-    "python": check_python, "java": check_java, "memory": check_memory, "ports": check_ports,
+    "python": check_python, "java": check_java, "maven": check_maven, "memory": check_memory, "ports": check_ports,
     "kafka": check_kafka, "spark": check_spark, "airflow": check_airflow,
 }
 
@@ -140,7 +157,7 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
     Returns:
         The checks, in order. ``all(c.ok for c in result)`` means ready.
     """
-    names = ["python", "java", "memory"] + (["ports"] if "kafka" in services else [])
+    names = ["python", "java", "maven", "memory"] + (["ports"] if "kafka" in services else [])
     names += [s for s in ("kafka", "spark", "airflow") if s in services]
     results = []
     for name in names:

@@ -9,7 +9,7 @@ def test_all_lines_printed_and_kafka_ok(kafka_broker, capsys):
     results = doctor.doctor(services=("kafka", "spark"))
     out = capsys.readouterr().out
     names = [r.name for r in results]
-    assert names == ["python", "java", "memory", "ports", "kafka", "spark"]
+    assert names == ["python", "java", "maven", "memory", "ports", "kafka", "spark"]
     assert all(r.ok for r in results), out
     assert out.count("\n") >= len(results) and "Ready." in out
 
