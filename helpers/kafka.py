@@ -88,6 +88,12 @@ def _write_config() -> Path:
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "true",
         "log.retention.hours": "48",
+        # a laptop, not a data centre: fewer threads start faster and leave cores to Spark
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "background.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.cleaner.threads": "1",
     }
     conf = home() / "config"
     conf.mkdir(parents=True, exist_ok=True)
@@ -288,7 +294,7 @@ def produce_json(topic: str, records: Iterable[dict], key_field: str | None = No
 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap_servers(),
                              value_serializer=JsonSerializer(), key_serializer=DefaultSerializer(),
-                             acks="all")
+                             acks="all", linger_ms=5)
     sent = 0
     try:
         for record in records:

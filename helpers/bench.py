@@ -1,0 +1,126 @@
+"""``make bench``: print the figures that tell whether the workbook is fast enough on a laptop.
+
+Each figure is measured, printed and returned; none is asserted (a noisy machine would make a timed
+assert flake). Run with ``python -m helpers.bench [--rows N] [--skip airflow,spark,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+FIGURES: list[tuple[str, float, str]] = []
+
+
+def _record(name: str, value: float, unit: str) -> None:
+    FIGURES.append((name, value, unit))
+    print(f"  {name:<44} {value:>12,.2f} {unit}", flush=True)
+
+
+def bench_kafka(messages: int = 20_000) -> None:
+    """Cold start of a second broker in a scratch folder, and JSON produce/consume throughput."""
+    import os
+
+    from helpers import config, kafka
+
+    if not config.external_kafka():
+        saved = {k: os.environ.get(k) for k in ("WORKBOOK_STATE", "WORKBOOK_KAFKA_PORT", "WORKBOOK_JARS")}
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update(WORKBOOK_JARS=str(config.jars_dir()), WORKBOOK_STATE=tmp,
+                              WORKBOOK_KAFKA_PORT="29192")
+            try:
+                t0 = time.perf_counter()
+                kafka.start_broker()
+                _record("kafka: cold start, fresh storage", time.perf_counter() - t0, "s")
+                t0 = time.perf_counter()
+                kafka.stop_broker()
+                _record("kafka: clean stop", time.perf_counter() - t0, "s")
+            finally:
+                for key, value in saved.items():
+                    os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    kafka.start_broker()
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_topic(topic, partitions=2)
+    records = [{"event_id": i, "user_id": i % 997, "amount": i * 0.01} for i in range(messages)]
+    t0 = time.perf_counter()
+    kafka.produce_json(topic, records, key_field="user_id")
+    _record(f"kafka: produce {messages:,} JSON events", messages / (time.perf_counter() - t0), "msg/s")
+    t0 = time.perf_counter()
+    got = kafka.consume_json(topic, max_records=messages, timeout_s=10)
+    _record(f"kafka: consume {len(got):,} JSON events", len(got) / (time.perf_counter() - t0), "msg/s")
+
+
+def bench_data(rows: int) -> None:
+    """Generation of the e-commerce dataset, and its Parquet/CSV writes."""
+    from helpers.data import benchmark_generation
+
+    figures = benchmark_generation(rows)
+    _record(f"data: generate {rows:,} events", figures["generate_s"], "s")
+    for fmt in ("parquet", "csv"):
+        if f"{fmt}_write_s" in figures:
+            _record(f"data: write events as {fmt}", figures[f"{fmt}_write_s"], "s")
+
+
+def bench_spark(rows: int) -> None:
+    """SparkSession start-up and one aggregation over the generated dataset."""
+    from pyspark.sql import functions as F
+
+    from helpers.data import ensure_dataset
+    from helpers.spark import get_spark
+
+    t0 = time.perf_counter()
+    spark = get_spark("module05-bench")
+    _record("spark: session start (local[*])", time.perf_counter() - t0, "s")
+    path = ensure_dataset(rows=rows, formats=("parquet",), progress=False)["events.parquet"]
+    t0 = time.perf_counter()
+    (spark.read.parquet(str(path)).groupBy("category")
+     .agg(F.sum("amount").alias("revenue"), F.countDistinct("user_id").alias("users")).collect())
+    _record(f"spark: revenue+distinct users by category, {rows:,} rows", time.perf_counter() - t0, "s")
+
+
+def bench_airflow() -> None:
+    """Airflow metadata DB set-up and one in-process run of a two-task DAG."""
+    from helpers.airflow import run_dag, setup_airflow
+
+    t0 = time.perf_counter()
+    setup_airflow()
+    _record("airflow: setup (migrate once, then reuse)", time.perf_counter() - t0, "s")
+    dag_file = Path(__file__).resolve().parent.parent / "notebooks" / "lab00" / "dags"
+    files = sorted(dag_file.glob("*.py"))
+    if not files:
+        print("  airflow: no DAG file in notebooks/lab00/dags, skipped")
+        return
+    t0 = time.perf_counter()
+    result = run_dag(files[0])
+    _record(f"airflow: run {result.dag_id} in-process ({result.state})", time.perf_counter() - t0, "s")
+
+
+BENCHES: dict[str, Callable[[int], None]] = {
+    "kafka": lambda rows: bench_kafka(),
+    "data": bench_data,
+    "spark": bench_spark,
+    "airflow": lambda rows: bench_airflow(),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the workbook's benchmark figures.")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated: " + ",".join(BENCHES))
+    args = parser.parse_args(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    import os
+
+    print(f"Benchmarks on {os.cpu_count()} cores ({time.strftime('%Y-%m-%d %H:%M')}):")
+    for name, bench in BENCHES.items():
+        if name not in skip:
+            bench(args.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
