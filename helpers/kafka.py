@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -330,3 +331,27 @@ def consume_json(topic: str, group_id: str | None = None, max_records: int = 100
     finally:
         consumer.close()
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.kafka --fetch-jars | --start | --stop | --status`` (Binder's build uses it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The embedded Kafka broker.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    for flag in ("--fetch-jars", "--start", "--stop", "--status"):
+        group.add_argument(flag, action="store_true")
+    args = parser.parse_args(argv)
+    if args.fetch_jars:
+        print(fetch_jars())
+    elif args.start:
+        print(start_broker())
+    elif args.stop:
+        print("stopped" if stop_broker() else "was not running")
+    else:
+        print(json.dumps(broker_status(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -41,3 +42,14 @@ def spark():
     session = get_spark("module05-tests")
     yield session
     stop_spark()
+
+
+@pytest.fixture(scope="session")
+def lock() -> dict[str, str]:
+    """``{normalised name: version}`` of every ``name==version`` line of requirements.txt."""
+    pins = {}
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
