@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.airflow import configure_airflow_env
 from helpers.config import REPO_ROOT
+
+# Airflow reads its configuration when first imported: set it before any test module imports airflow.
+configure_airflow_env()
 
 # nbgrader shells out to `alembic` and Jupyter to kernels: the environment's bin must be on PATH.
 _BIN = str(Path(sys.executable).parent)
