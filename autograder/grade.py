@@ -1,0 +1,282 @@
+"""Grade submissions: ``python -m autograder.grade SUBMISSIONS_DIR [--out DIR] [--assignment ID]``.
+
+``SUBMISSIONS_DIR`` holds one folder per student, as nbgrader lays out a submission::
+
+    SUBMISSIONS_DIR/<student_id>/<assignment_id>/<notebook>.ipynb   (plus any other files)
+
+or, for a single-notebook assignment named with ``--assignment``, one notebook per student::
+
+    SUBMISSIONS_DIR/<student_id>.ipynb
+
+Each submission is copied into ``.state/course/submitted/<student_id>/<assignment_id>/``, autograded
+(every cell has ``Execute.timeout`` seconds, then it is interrupted and recorded as a
+``CellTimeoutError``) and turned into HTML feedback. ``grades.csv`` in ``--out`` (default
+``.state/course``) has one row per student and notebook. A broken submission (syntax error,
+exception, infinite loop, deleted cells, invalid file) gets a score and a message in its row; it
+never stops the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: python autograder/grade.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import nbformat
+from traitlets.config import Config
+
+from autograder.course import SOURCE_DIR, course_dir, load_config, open_api, source_assignments, step_dir
+from autograder.release import release
+
+COLUMNS = ["student", "assignment", "notebook", "auto_score", "max_auto_score", "needs_manual_grading",
+           "status", "message", "feedback_html", "seconds"]
+"""Columns of ``grades.csv``. ``status`` is ``graded``, ``missing`` (notebook not submitted: 0) or
+``error`` (nbgrader could not grade it: 0, reason in ``message``)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's files for one assignment."""
+
+    student: str
+    assignment: str
+    files: tuple[Path, ...]
+    """The submitted files (for the flat layout, the one notebook)."""
+    flat_notebook: str | None = None
+    """For the flat layout, the assignment notebook's file name the single file stands for."""
+
+
+def find_submissions(root: Path, assignment: str | None = None) -> list[Submission]:
+    """List the submissions under ``root`` (nested or flat layout, see the module docstring).
+
+    Args:
+        root: the submissions folder.
+        assignment: only this assignment (nested layout); required for the flat layout.
+
+    Returns:
+        The submissions, sorted by student then assignment.
+
+    Raises:
+        ValueError: for a flat layout without ``assignment``, or an assignment with several notebooks.
+    """
+    found: list[Submission] = []
+    flat = sorted(p for p in root.glob("*.ipynb") if p.is_file())
+    if flat:
+        if not assignment:
+            raise ValueError(f"{root} holds notebooks directly: name their assignment with --assignment")
+        notebooks = sorted((SOURCE_DIR / assignment).glob("*.ipynb"))
+        if len(notebooks) != 1:
+            raise ValueError(f"the flat layout needs a one-notebook assignment; {assignment} has {len(notebooks)}")
+        found += [Submission(p.stem, assignment, (p,), notebooks[0].name) for p in flat]
+    for student_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if assignment and assignment_dir.name != assignment:
+                continue
+            files = tuple(sorted(p for p in assignment_dir.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts))
+            found.append(Submission(student_dir.name, assignment_dir.name, files))
+    return sorted(found, key=lambda s: (s.student, s.assignment))
+
+
+def stage(submission: Submission, config: Config, root: Path) -> Path:
+    """Copy a submission into nbgrader's ``submitted`` folder (replacing an older copy).
+
+    Returns:
+        The submitted folder.
+    """
+    dest = step_dir(config, "submitted", submission.assignment, submission.student)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    if submission.flat_notebook:
+        shutil.copyfile(submission.files[0], dest / submission.flat_notebook)
+    else:
+        base = root / submission.student / submission.assignment
+        for path in submission.files:
+            target = dest / path.relative_to(base)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return dest
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = next((part for part in str(text).strip().splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _cell_errors(notebook: Path) -> list[str]:
+    """Return ``"<grade id>: <Error>: <message>"`` for each failing nbgrader cell of an executed notebook.
+
+    Cells without nbgrader metadata (the learner's own, "check your work") are listed only when no
+    nbgrader cell failed: they usually repeat the error of the answer they call.
+    """
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as error:  # noqa: BLE001 - a corrupt file is reported, not raised
+        return [f"unreadable notebook: {_first_line(error)}"]
+    graded, other = [], []
+    for number, cell in enumerate(nb.cells, start=1):
+        errors = [out for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+        if not errors:
+            continue
+        if any(out.get("ename") == "CellTimeoutError" for out in errors):
+            text = "CellTimeoutError: still running at the time limit (an infinite loop?)"
+        else:
+            text = f"{errors[-1].get('ename')}: {_first_line(errors[-1].get('evalue', ''))}".rstrip(": ")
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        (graded if grade_id else other).append(f"{grade_id or f'cell {number}'}: {text}")
+    return graded or other
+
+
+def _error_reason(result: dict) -> str:
+    """Pick the most telling line out of a failed nbgrader call's log and traceback."""
+    text = f"{result.get('log', '')}\n{result.get('error', '')}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for marker in ("Error:", "error", "Exception"):
+        for line in lines:
+            if marker in line and not line.startswith(("Traceback", "File ")):
+                return _first_line(line.removeprefix("[ERROR] "))
+    return _first_line(lines[-1]) if lines else "nbgrader failed without a message"
+
+
+def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
+    """Autograde one submission, write its feedback and return one ``grades.csv`` row per notebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    started = time.monotonic()
+    student, assignment = submission.student, submission.assignment
+    autograded = api.autograde(assignment, student, force=True, create=True)
+    feedback = api.generate_feedback(assignment, student, force=True) if autograded["success"] else None
+    submitted_dir = step_dir(config, "submitted", assignment, student)
+    rows = []
+    with Gradebook(config.CourseDirectory.db_url) as gb:
+        for notebook in gb.find_assignment(assignment).notebooks:
+            row = {"student": student, "assignment": assignment, "notebook": notebook.name,
+                   "auto_score": 0.0, "max_auto_score": 0.0, "needs_manual_grading": False,
+                   "status": "graded", "message": "", "feedback_html": ""}
+            row["max_auto_score"] = float(sum(cell.max_score for cell in notebook.grade_cells if cell.cell_type == "code"))
+            try:
+                graded = gb.find_submission_notebook(notebook.name, assignment, student)
+            except MissingEntry:
+                graded = None
+            if not (submitted_dir / f"{notebook.name}.ipynb").exists():
+                row.update(status="missing", message=f"no {notebook.name}.ipynb in the submission")
+            elif not autograded["success"]:
+                row.update(status="error", message=_error_reason(autograded))
+            elif graded is not None:
+                row["auto_score"] = float(sum(grade.auto_score or 0.0 for grade in graded.grades))
+                row["needs_manual_grading"] = bool(graded.needs_manual_grade)
+                executed = step_dir(config, "autograded", assignment, student) / f"{notebook.name}.ipynb"
+                errors = _cell_errors(executed)
+                row["message"] = "; ".join(errors) if errors else "all tests passed"
+                html = step_dir(config, "feedback", assignment, student) / f"{notebook.name}.html"
+                if html.exists():
+                    row["feedback_html"] = str(html)
+                elif feedback is not None and not feedback["success"]:
+                    row["message"] += f" (feedback failed: {_error_reason(feedback)})"
+            rows.append(row)
+    seconds = round(time.monotonic() - started, 1)
+    for row in rows:
+        row["seconds"] = seconds
+    return rows
+
+
+def _known_to_gradebook(config: Config, assignment: str) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(config.CourseDirectory.db_url) as gb:
+        try:
+            return bool(gb.find_assignment(assignment).notebooks)
+        except MissingEntry:
+            return False
+
+
+def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assignment: str | None = None,
+          config: Config | None = None, echo: bool = True) -> Path:
+    """Grade every submission under ``submissions_dir`` and write ``grades.csv``.
+
+    Args:
+        submissions_dir: nested or flat layout (module docstring).
+        out_dir: where ``grades.csv`` goes (default: the course folder, ``.state/course``); when it is
+            elsewhere, the feedback HTML files are copied to ``<out_dir>/feedback/`` too.
+        assignment: grade only this assignment (required for the flat layout).
+        config: course configuration (default :func:`autograder.course.load_config`).
+        echo: print one line per graded notebook.
+
+    Returns:
+        The path of ``grades.csv``.
+    """
+    root = Path(submissions_dir).resolve()
+    config = config if config is not None else load_config()
+    submissions = find_submissions(root, assignment)
+    api = open_api(config)
+    known = set(source_assignments())
+    needed = sorted({s.assignment for s in submissions if s.assignment in known and not _known_to_gradebook(config, s.assignment)})
+    if needed:  # autograde needs the assignment in the gradebook: that is what release records
+        release(needed, config)
+    out = Path(out_dir).resolve() if out_dir is not None else course_dir(config)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for submission in submissions:
+        if submission.assignment not in known:
+            rows.append({"student": submission.student, "assignment": submission.assignment, "notebook": "",
+                         "auto_score": 0.0, "max_auto_score": 0.0, "needs_manual_grading": False,
+                         "status": "error", "message": f"unknown assignment (known: {sorted(known)})",
+                         "feedback_html": "", "seconds": 0.0})
+        else:
+            try:
+                stage(submission, config, root)
+                rows += grade_submission(api, config, submission)
+            except Exception as error:  # noqa: BLE001 - one bad submission must not stop the others
+                rows.append({"student": submission.student, "assignment": submission.assignment, "notebook": "",
+                             "auto_score": 0.0, "max_auto_score": 0.0, "needs_manual_grading": False,
+                             "status": "error", "message": f"{type(error).__name__}: {_first_line(error)}",
+                             "feedback_html": "", "seconds": 0.0})
+        if echo:
+            for row in [r for r in rows if r["student"] == submission.student and r["assignment"] == submission.assignment]:
+                print(f"{row['student']}/{row['assignment']}/{row['notebook']}: {row['auto_score']:g}/"
+                      f"{row['max_auto_score']:g} {row['status']} ({row['seconds']} s) {row['message']}", flush=True)
+    feedback_root = course_dir(config)
+    if out != feedback_root:
+        for row in rows:
+            if row["feedback_html"]:
+                copy = out / "feedback" / row["student"] / row["assignment"] / Path(row["feedback_html"]).name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(row["feedback_html"], copy)
+                row["feedback_html"] = str(copy)
+    path = out / "grades.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m autograder.grade", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("submissions", type=Path, help="folder of submissions")
+    parser.add_argument("--out", type=Path, help="folder for grades.csv (default: .state/course)")
+    parser.add_argument("--assignment", help="grade only this assignment (required for a flat folder)")
+    parser.add_argument("--timeout", type=int, help="seconds per cell (default: WORKBOOK_CELL_TIMEOUT or 120)")
+    args = parser.parse_args(argv)
+    if not args.submissions.is_dir():
+        parser.error(f"{args.submissions} is not a folder")
+    try:
+        path = grade(args.submissions, args.out, args.assignment, load_config(timeout=args.timeout))
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
