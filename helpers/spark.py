@@ -36,6 +36,25 @@ LAPTOP_DEFAULTS: dict[str, str] = {
 }
 
 
+# Spark's console logging, kept for what a learner should read: warnings from Spark, nothing from the
+# shutdown hook that fails to delete temp folders when a kernel is killed.
+LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+logger.shutdown.name = org.apache.spark.util.ShutdownHookManager
+logger.shutdown.level = off
+logger.nativeio.name = org.apache.hadoop.util.NativeCodeLoader
+logger.nativeio.level = error
+logger.utils.name = org.apache.spark.util.Utils
+logger.utils.level = error
+"""
+
+
 def connector_version() -> str:
     """Return the version of ``spark-sql-kafka-0-10`` pinned in ``helpers/jvm/spark-kafka.pom.xml``."""
     return jvm.pom_property(POM, "spark.version")
@@ -87,12 +106,15 @@ def get_spark(app_name: str = "module05", config: dict[str, str] | None = None) 
     settings = dict(LAPTOP_DEFAULTS)
     settings["spark.jars"] = ",".join(str(p) for p in connector_jars())
     settings["spark.sql.warehouse.dir"] = str(state_dir() / "spark" / "warehouse")
-    settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={state_dir() / 'spark'}"
+    log_conf = state_dir() / "spark" / "log4j2.properties"
+    settings["spark.driver.extraJavaOptions"] = (f"-Dderby.system.home={state_dir() / 'spark'} "
+                                                 f"-Dlog4j2.configurationFile={log_conf}")
     if master.startswith("local"):
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
     settings.update(config or {})
     (state_dir() / "spark").mkdir(parents=True, exist_ok=True)
+    log_conf.write_text(LOG4J2)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
