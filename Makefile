@@ -33,10 +33,7 @@ $(STAMP): requirements.txt
 	@touch $@
 
 lab: install services release ## Start everything and open JupyterLab on the student notebooks
-	@echo "Opening JupyterLab on .state/course/release (token auth on, 127.0.0.1 only)."
-	@echo "Open the URL with the token printed below; stop with Ctrl-C, then 'make stop'."
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
-	  --ServerApp.root_dir=$(CURDIR)/.state/course/release
+	$(PY) -m helpers.lab --port $(LAB_PORT)
 
 test: install ## Run the whole test suite against the live embedded services
 	$(PY) -m helpers.services start

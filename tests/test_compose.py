@@ -264,3 +264,11 @@ def test_docker_compose_config_accepts_the_file():
     done = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
                           capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_workbook_serves_the_student_notebooks(services):
+    """Check that, as with `make lab`, the container opens released notebooks, not the sources."""
+    command = " ".join(services["workbook"]["command"])
+    assert "autograder.release" in command, "release the student notebooks before starting JupyterLab"
+    assert "root_dir=/workbook/.state/course/release" in command, (
+        "JupyterLab's root must be the release folder: /workbook/notebooks holds the solutions")

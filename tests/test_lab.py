@@ -1,0 +1,79 @@
+"""`make lab`'s server: JupyterLab on the released notebooks, token required, loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import nbformat
+import psutil
+import pytest
+
+from helpers.config import REPO_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    course = tmp_path / "course"
+    (course / "release" / "lab00").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), course / "release" / "lab00" / "00_check.ipynb")
+    port, token = _free_port(), "test-token-123"
+    env = dict(os.environ, WORKBOOK_COURSE=str(course), JUPYTER_TOKEN=token,
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.lab", "--port", str(port)], cwd=REPO_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if _get(f"{base}/api/status?token={token}")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    try:
+        yield proc, base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_lab_serves_released_notebooks_with_token_on_loopback(lab_server):
+    proc, base, token = lab_server
+    assert proc.poll() is None, f"JupyterLab exited:\n{proc.stdout.read()}"
+    assert _get(f"{base}/api/status?token={token}")[0] == 200
+    assert _get(f"{base}/api/contents/lab00")[0] in (401, 403), "the API must refuse a request without token"
+    status, body = _get(f"{base}/api/contents/lab00?token={token}")
+    assert status == 200 and "00_check.ipynb" in [c["name"] for c in json.loads(body)["content"]]
+    listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN}
+    assert listening and listening <= {"127.0.0.1"}, f"JupyterLab must listen on 127.0.0.1 only: {listening}"
+
+
+def test_lab_without_released_notebooks_says_what_to_run(tmp_path):
+    env = dict(os.environ, WORKBOOK_COURSE=str(tmp_path / "empty"))
+    done = subprocess.run([sys.executable, "-m", "helpers.lab", "--port", str(_free_port())],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "make release" in done.stderr
