@@ -14,6 +14,9 @@ from pathlib import Path
 from helpers.config import state_dir
 
 
+INSTRUCTOR_EXTENSIONS = ("formgrader", "course_list", "assignment_list")
+
+
 def release_dir() -> Path:
     """Return the folder of released (student) notebooks that learners work in."""
     return Path(os.environ.get("WORKBOOK_COURSE", state_dir() / "course")).resolve() / "release"
@@ -24,6 +27,8 @@ def lab_command(port: int, token: str, root: Path) -> list[str]:
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={root}"]
+    for extension in INSTRUCTOR_EXTENSIONS:  # learners need none of them; they only log errors here
+        command += ["--ServerApp.jpserver_extensions", f"nbgrader.server_extensions.{extension}=False"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines often run as root
         command.append("--allow-root")
     return command
