@@ -18,10 +18,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install lab test services stop status doctor release grade bench data fixtures clean
+.PHONY: help install lab test services airflow-ui stop status doctor release grade bench data fixtures clean
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv from requirements.txt (only when missing or the lock changed)
 
@@ -41,6 +41,9 @@ test: install ## Run the whole test suite against the live embedded services
 
 services: install ## Start the embedded services (Kafka broker; Spark connector; Airflow DB)
 	$(PY) -m helpers.services start
+
+airflow-ui: install ## Optional: Airflow's web UI (airflow standalone, capped for 2 cores) on :8080
+	$(PY) -m helpers.services start airflow-ui
 
 stop: ## Stop the embedded services
 	@if [ -x $(PY) ]; then $(PY) -m helpers.services stop; fi

@@ -12,12 +12,8 @@ from __future__ import annotations
 import fcntl
 import linecache
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -434,102 +430,3 @@ def task_timeline(result: DagRunResult) -> Figure:
               loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     return fig
-
-
-def start_standalone(port: int = 8080, timeout_s: float = 180) -> str:
-    """Start ``airflow standalone`` (UI, scheduler, DAG processor, triggerer) in the background.
-
-    Capped for a 2-core machine (one API worker, one parsing process, parallelism 4); no login
-    (every user is admin). Output goes to ``<AIRFLOW_HOME>/standalone.log``. Not needed by
-    :func:`run_dag`: use it to look at runs in the UI. Stop it with :func:`stop_standalone`.
-
-    Args:
-        port: the UI's port on 127.0.0.1.
-        timeout_s: how long to wait for the UI to answer.
-
-    Returns:
-        The UI's URL.
-    """
-    home = setup_airflow()
-    url = f"http://127.0.0.1:{port}"
-    if _standalone_pid() is not None:
-        return url
-    from helpers.ports import port_owner
-
-    if owner := port_owner(port):
-        raise AirflowSetupError(f"Port {port} is taken by {owner}: pass another port=...")
-    env = {**os.environ, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__API__WORKERS": "1", "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-           # standalone starts its parts as `airflow ...`: this environment's bin must be on PATH
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    with open(home / "standalone.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    (home / "standalone.pid").write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AirflowSetupError(f"airflow standalone exited ({proc.returncode}); "
-                                    f"see {home / 'standalone.log'}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2):
-                return url
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(2)
-    stop_standalone()
-    raise TimeoutError(f"The Airflow UI did not answer on {url} within {timeout_s:.0f} s")
-
-
-def stop_standalone(timeout_s: float = 30) -> bool:
-    """Stop the ``airflow standalone`` started by :func:`start_standalone` (its process group).
-
-    Returns:
-        True if one was running.
-    """
-    pid = _standalone_pid()
-    if pid is None:
-        return False
-    os.killpg(pid, signal.SIGTERM)  # start_new_session=True: the group id is its pid
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _group_members(pid):
-        time.sleep(0.5)
-    if _group_members(pid):
-        os.killpg(pid, signal.SIGKILL)
-    (config.airflow_home() / "standalone.pid").unlink(missing_ok=True)
-    return True
-
-
-def _standalone_pid() -> int | None:
-    """Return the pid recorded by :func:`start_standalone` if that process still runs."""
-    pid_file = config.airflow_home() / "standalone.pid"
-    if not pid_file.exists():
-        return None
-    pid = int(pid_file.read_text())
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` is a live ``airflow standalone`` (not a zombie, not a reused pid)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and "standalone" in proc.cmdline()
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Return the live (non-zombie) processes of process group ``pgid``."""
-    import psutil
-
-    members = []
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return members

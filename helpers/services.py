@@ -12,7 +12,8 @@ import time
 
 
 def start(what: str = "all") -> dict[str, float]:
-    """Start the services named by ``what`` (``kafka``, ``airflow``, ``spark`` or ``all``).
+    """Start the services named by ``what`` (``kafka``, ``airflow``, ``spark``, ``all``, or
+    ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need).
 
     Returns:
         Seconds each step took, for the figures in ``make bench`` and the README.
@@ -31,6 +32,13 @@ def start(what: str = "all") -> dict[str, float]:
         timings["spark"] = time.perf_counter() - t0
         print(f"spark    Kafka connector {spark.connector_version()} ({len(jars)} jars) "
               f"in {timings['spark']:.1f} s", flush=True)
+    if what == "airflow-ui":
+        from helpers import airflow_ui
+
+        t0 = time.perf_counter()
+        url = airflow_ui.start_standalone()
+        timings["airflow-ui"] = time.perf_counter() - t0
+        print(f"airflow  UI on {url} in {timings['airflow-ui']:.1f} s (no login; `make stop` stops it)")
     if what in ("airflow", "all"):
         from helpers import airflow
 
@@ -42,10 +50,12 @@ def start(what: str = "all") -> dict[str, float]:
 
 
 def stop() -> None:
-    """Stop every embedded service that runs in the background."""
-    from helpers import kafka
+    """Stop every embedded service that runs in the background (the broker, the Airflow UI)."""
+    from helpers import airflow_ui, kafka
 
     print("kafka    stopped" if kafka.stop_broker() else "kafka    was not running")
+    if airflow_ui.stop_standalone():
+        print("airflow  UI stopped")
 
 
 def status() -> int:
@@ -58,14 +68,17 @@ def status() -> int:
     pid = f" pid {info['pid']}" if info["pid"] else ""
     print(f"kafka    {state} ({info['mode']}, {info['bootstrap_servers']}{pid})")
     print(f"spark    in-process, master {spark_master()}")
-    print(f"airflow  in-process, AIRFLOW_HOME={airflow_home()}")
+    from helpers.airflow_ui import _standalone_pid
+
+    ui = f", UI up (pid {_standalone_pid()})" if _standalone_pid() else ""
+    print(f"airflow  in-process, AIRFLOW_HOME={airflow_home()}{ui}")
     return 0 if info["reachable"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "spark", "airflow"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "spark", "airflow", "airflow-ui"])
     args = parser.parse_args(argv)
     if args.command == "start":
         start(args.what)
