@@ -25,8 +25,12 @@ from pathlib import Path
 c = get_config()  # noqa: F821 (injected by traitlets when it loads this file)
 
 repo_root = Path(__file__).resolve().parent.parent
-state = Path(os.environ.get("WORKBOOK_STATE", repo_root / ".state")).resolve()
-course = Path(os.environ.get("WORKBOOK_COURSE", state / "course")).resolve()
+if str(repo_root) not in sys.path:  # so `helpers` and `autograder.preprocessors` import from the nbgrader CLI too
+    sys.path.insert(0, str(repo_root))
+
+from helpers.config import course_dir  # noqa: E402 (needs the path above)
+
+course = course_dir()
 
 
 def _step(name: str) -> str:
@@ -63,8 +67,6 @@ c.Execute.kernel_name = "python3"  # the kernel installed in the workbook's virt
 # Released notebooks keep nbgrader's defaults: solutions become "# YOUR CODE HERE" followed by
 # "raise NotImplementedError()", hidden tests are removed, setup and test cells are locked.
 
-if str(repo_root) not in sys.path:  # so "autograder.preprocessors" imports from the nbgrader CLI too
-    sys.path.insert(0, str(repo_root))
 c.Autograde.autograde_preprocessors = [  # nbgrader 0.9's list, with CourseExecute for Execute
     "autograder.preprocessors.CourseExecute",
     "nbgrader.preprocessors.IgnorePattern",

@@ -7,11 +7,13 @@ assert flake). Run with ``python -m helpers.bench [--rows N] [--skip airflow,spa
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 FIGURES: list[tuple[str, float, str]] = []
 
@@ -23,25 +25,18 @@ def _record(name: str, value: float, unit: str) -> None:
 
 def bench_kafka(messages: int = 20_000) -> None:
     """Cold start of a second broker in a scratch folder, and JSON produce/consume throughput."""
-    import os
-
     from helpers import config, kafka
 
     if not config.external_kafka():
-        saved = {k: os.environ.get(k) for k in ("WORKBOOK_STATE", "WORKBOOK_KAFKA_PORT", "WORKBOOK_JARS")}
-        with tempfile.TemporaryDirectory() as tmp:
-            os.environ.update(WORKBOOK_JARS=str(config.jars_dir()), WORKBOOK_STATE=tmp,
-                              WORKBOOK_KAFKA_PORT="29192")
-            try:
-                t0 = time.perf_counter()
-                kafka.start_broker()
-                _record("kafka: cold start, fresh storage", time.perf_counter() - t0, "s")
-                t0 = time.perf_counter()
-                kafka.stop_broker()
-                _record("kafka: clean stop", time.perf_counter() - t0, "s")
-            finally:
-                for key, value in saved.items():
-                    os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(
+                os.environ, WORKBOOK_JARS=str(config.jars_dir()), WORKBOOK_STATE=tmp,
+                WORKBOOK_KAFKA_PORT="29192"):
+            t0 = time.perf_counter()
+            kafka.start_broker()
+            _record("kafka: cold start, fresh storage", time.perf_counter() - t0, "s")
+            t0 = time.perf_counter()
+            kafka.stop_broker()
+            _record("kafka: clean stop", time.perf_counter() - t0, "s")
     kafka.start_broker()
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     kafka.ensure_topic(topic, partitions=2)
@@ -114,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated: " + ",".join(BENCHES))
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    import os
-
     print(f"Benchmarks on {os.cpu_count()} cores ({time.strftime('%Y-%m-%d %H:%M')}):")
     for name, bench in BENCHES.items():
         if name not in skip:

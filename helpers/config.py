@@ -12,6 +12,7 @@ network: these are plain functions, evaluated when called.
 | ``SPARK_MASTER``          | ``local[*]``                         | :func:`get_spark`  |
 | ``AIRFLOW_HOME``          | ``<state>/airflow``                  | Airflow helpers    |
 | ``WORKBOOK_JARS``         | ``<state>/jars``                     | Maven jar cache    |
+| ``WORKBOOK_COURSE``       | ``<state>/course``                   | nbgrader steps     |
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def airflow_home() -> Path:
     """Return ``AIRFLOW_HOME``: the environment's value or ``<state>/airflow``."""
     value = os.environ.get("AIRFLOW_HOME", "").strip()
     return Path(value).resolve() if value else state_dir() / "airflow"
+
+
+def course_dir() -> Path:
+    """Return the folder of nbgrader's generated steps (``WORKBOOK_COURSE`` or ``<state>/course``)."""
+    value = os.environ.get("WORKBOOK_COURSE", "").strip()
+    return Path(value).resolve() if value else state_dir() / "course"
 
 
 def jars_dir() -> Path:

@@ -11,7 +11,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from helpers.config import state_dir
+from helpers.config import course_dir
 
 
 INSTRUCTOR_EXTENSIONS = ("formgrader", "course_list", "assignment_list")
@@ -19,7 +19,7 @@ INSTRUCTOR_EXTENSIONS = ("formgrader", "course_list", "assignment_list")
 
 def release_dir() -> Path:
     """Return the folder of released (student) notebooks that learners work in."""
-    return Path(os.environ.get("WORKBOOK_COURSE", state_dir() / "course")).resolve() / "release"
+    return course_dir() / "release"
 
 
 def lab_command(port: int, token: str, root: Path) -> list[str]:

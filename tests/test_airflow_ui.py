@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 
 import psutil
@@ -11,15 +10,9 @@ import psutil
 from helpers import airflow_ui, kafka, services
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_ui_starts_answers_and_stops_completely():
+def test_ui_starts_answers_and_stops_completely(free_port):
     broker_was_up = kafka._pid() is not None
-    port = _free_port()
+    port = free_port
     url = airflow_ui.start_standalone(port=port)
     pid = airflow_ui._standalone_pid()
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,6 @@ import pytest
 from helpers.config import REPO_ROOT
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -33,11 +26,11 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def lab_server(tmp_path):
+def lab_server(tmp_path, free_port):
     course = tmp_path / "course"
     (course / "release" / "lab00").mkdir(parents=True)
     nbformat.write(nbformat.v4.new_notebook(), course / "release" / "lab00" / "00_check.ipynb")
-    port, token = _free_port(), "test-token-123"
+    port, token = free_port, "test-token-123"
     env = dict(os.environ, WORKBOOK_COURSE=str(course), JUPYTER_TOKEN=token,
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "helpers.lab", "--port", str(port)], cwd=REPO_ROOT,
@@ -72,8 +65,8 @@ def test_lab_serves_released_notebooks_with_token_on_loopback(lab_server):
     assert listening and listening <= {"127.0.0.1"}, f"JupyterLab must listen on 127.0.0.1 only: {listening}"
 
 
-def test_lab_without_released_notebooks_says_what_to_run(tmp_path):
+def test_lab_without_released_notebooks_says_what_to_run(tmp_path, free_port):
     env = dict(os.environ, WORKBOOK_COURSE=str(tmp_path / "empty"))
-    done = subprocess.run([sys.executable, "-m", "helpers.lab", "--port", str(_free_port())],
+    done = subprocess.run([sys.executable, "-m", "helpers.lab", "--port", str(free_port)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "make release" in done.stderr
