@@ -7,7 +7,9 @@ assert flake). Run with ``python -m helpers.bench [--rows N] [--skip airflow,spa
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pkgutil
 import tempfile
 import time
 import uuid
@@ -103,15 +105,32 @@ BENCHES: dict[str, Callable[[int], None]] = {
 }
 
 
+def lab_benches() -> dict[str, Callable[[int], None]]:
+    """Each lab's benchmarks: ``helpers/bench_<name>.py`` modules with ``run(record, rows)``.
+
+    A lab adds its own module (so labs don't edit this file); ``record(name, value, unit)`` prints
+    and keeps one figure.
+    """
+    found: dict[str, Callable[[int], None]] = {}
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).resolve().parent)]), key=lambda m: m.name):
+        if info.name.startswith("bench_"):
+            module = importlib.import_module(f"helpers.{info.name}")
+            found[info.name.removeprefix("bench_")] = (lambda m: lambda rows: m.run(_record, rows))(module)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
+    benches = {**BENCHES, **lab_benches()}
     parser = argparse.ArgumentParser(description="Print the workbook's benchmark figures.")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--skip", default="", help="comma-separated: " + ",".join(BENCHES))
+    parser.add_argument("--skip", default="", help="comma-separated: " + ",".join(benches))
+    parser.add_argument("--only", default="", help="comma-separated: run only these")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
     print(f"Benchmarks on {os.cpu_count()} cores ({time.strftime('%Y-%m-%d %H:%M')}):")
-    for name, bench in BENCHES.items():
-        if name not in skip:
+    for name, bench in benches.items():
+        if name not in skip and (not only or name in only):
             bench(args.rows)
     return 0
 
