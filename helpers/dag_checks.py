@@ -87,6 +87,9 @@ def _parse_time_nodes(source: str) -> list[ast.AST]:
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # Decorators and default values run when the function is defined; the body runs later,
+            # except a @dag function's, which runs when the DAG is built.
+            stack.extend([*node.decorator_list, *node.args.defaults, *filter(None, node.args.kw_defaults)])
             if _is_dag_decorated(node):
                 stack.extend(node.body)
             continue
