@@ -9,8 +9,10 @@ This module does not import ``airflow`` itself until one of its functions needs 
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import linecache
+import logging
 import os
 import subprocess
 import sys
@@ -272,8 +274,30 @@ def run_dag(dag_or_path: DAG | str | Path, *, dag_id: str | None = None,
         # Replacing a run whose DAG has several versions: harmless noise from Airflow's models.
         warnings.filterwarnings("ignore", message="Multiple rows returned with uselist=False")
         _warm_up_execution_api()
-        run = dag.test(logical_date=_as_utc(logical_date), run_conf=conf)
+        _quiet_retry_waits()
+        # Tasks run in this process on the DAG's own operator objects, and applying the run conf
+        # updates each task's params in place: keep them, so the next run starts from the defaults.
+        saved_params = {t.task_id: copy.deepcopy(t.params) for t in dag.tasks}
+        try:
+            run = dag.test(logical_date=_as_utc(logical_date), run_conf=conf)
+        finally:
+            for t in dag.tasks:
+                t.params = saved_params[t.task_id]
     return _collect(dag.dag_id, run.run_id, _text(run.state), run.logical_date, conf)
+
+
+class _WaitingForRetryFilter(logging.Filter):
+    """Drop ``dag.test()``'s once-a-second "No tasks to run" warning while a retry waits its delay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No tasks to run")
+
+
+def _quiet_retry_waits() -> None:
+    """Install :class:`_WaitingForRetryFilter` on the DAG runner's logger (once)."""
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    if not any(isinstance(f, _WaitingForRetryFilter) for f in logger.filters):
+        logger.addFilter(_WaitingForRetryFilter())
 
 
 def _warm_up_execution_api() -> None:
