@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.config import REPO_ROOT, kafka_bootstrap_servers, state_dir
-from helpers.streaming import ADMIN_BOUNDS, PRODUCER_BOUNDS, Record, read_topic, run_stream
+from helpers.streaming import ADMIN_BOUNDS, PRODUCER_BOUNDS, Record, read_topic, require_broker, run_stream
 
 WORKER_SESSION_TIMEOUT_MS = 6_000  # a killed member's partitions move on after about this long
 
@@ -86,6 +86,7 @@ class ConsumerGroup:
         self.topic, self.group_id, self.out_topic, self.dlq_topic = topic, group_id, out_topic, dlq_topic
         self.work_ms, self.process, self.max_poll_records = work_ms, process, max_poll_records
         self.members: dict[str, subprocess.Popen] = {}
+        self.starts: dict[str, int] = {}
         self.log_dir = state_dir() / "streaming" / group_id
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -93,12 +94,14 @@ class ConsumerGroup:
         """Start member ``name`` (a new process) and return its pid."""
         if name in self.members and self.members[name].poll() is None:
             raise ValueError(f"member {name} is already running")
+        self.starts[name] = self.starts.get(name, 0) + 1
+        label = name if self.starts[name] == 1 else f"{name}#{self.starts[name]}"  # a restart is a new member
         env = {**os.environ, "WORKER_WORK_MS": str(self.work_ms),
                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         cmd = [sys.executable, "-m", "helpers.consumer_group", "--topic", self.topic, "--group", self.group_id,
-               "--out", self.out_topic, "--dlq", self.dlq_topic, "--name", name, "--process", self.process,
+               "--out", self.out_topic, "--dlq", self.dlq_topic, "--name", label, "--process", self.process,
                "--max-poll-records", str(self.max_poll_records)]
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # one log per name, restarts appended
             self.members[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                                   stdin=subprocess.DEVNULL, env=env, cwd=REPO_ROOT)
         return self.members[name].pid
@@ -221,6 +224,7 @@ def produce_at_rate(topic: str, records: Iterable[dict], rate: float, *, key_fie
     """
     from kafka import KafkaProducer
 
+    require_broker()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap_servers(), acks="all", enable_idempotence=True,
                              linger_ms=0, **PRODUCER_BOUNDS)
     intended: list[float] = []
@@ -322,8 +326,8 @@ def plot_scenario(run: ScenarioRun, title: str = "Consumer group: lag and partit
     ax_lag.stackplot(times, [[s["lag"].get(p, 0) for s in run.samples] for p in parts],
                      labels=[f"partition {p}" for p in parts], alpha=0.8)
     ax_lag.set_ylabel("lag (messages)")
-    ax_lag.legend(loc="upper right", fontsize=7, ncol=2)
-    names = sorted({o for s in run.samples for o in s["owners"].values()} | {a[2] for a in run.actions})
+    ax_lag.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
+    names = sorted({o for s in run.samples for o in s["owners"].values()})
     colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(names)}
     for p in parts:
         for a, b in zip(run.samples, run.samples[1:]):
@@ -335,7 +339,7 @@ def plot_scenario(run: ScenarioRun, title: str = "Consumer group: lag and partit
     ax_own.set_yticks(parts)
     ax_own.set_ylabel("partition")
     ax_own.set_xlabel("seconds since start")
-    ax_own.legend(loc="upper right", fontsize=7, ncol=len(names) or 1)
+    ax_own.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="member")
     for at, action, name in run.actions:
         for ax in (ax_lag, ax_own):
             ax.axvline(at, color="red" if action == "kill" else "grey", linestyle="--", linewidth=1)

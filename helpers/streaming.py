@@ -179,6 +179,7 @@ def read_topic(topic: str, *, max_records: int | None = None, idle_timeout_s: fl
     """
     from kafka import KafkaConsumer
 
+    require_broker()
     consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap_servers(), group_id=None,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              consumer_timeout_ms=int(idle_timeout_s * 1000), **CONSUMER_BOUNDS)
@@ -351,9 +352,13 @@ def run_stream(process: Callable[[bytes], Iterable[Output] | None], source_topic
 
     Returns:
         A :class:`StreamStats`.
+
+    Raises:
+        BrokerUnavailable: at once, with the doctor's hint, when no broker answers.
     """
     from kafka import KafkaConsumer, KafkaProducer
 
+    require_broker()  # a missing broker fails here, in seconds, with the doctor's hint
     stats = StreamStats()
     started = time.monotonic()
     consumer = KafkaConsumer(source_topic, bootstrap_servers=kafka_bootstrap_servers(), group_id=group_id,
