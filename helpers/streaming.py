@@ -365,8 +365,9 @@ def run_stream(process: Callable[[bytes], Iterable[Output] | None], source_topic
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=max_poll_records, **{**CONSUMER_BOUNDS, **(consumer_config or {})})
     try:
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap_servers(), acks="all", enable_idempotence=True,
-                                 linger_ms=0, **{**PRODUCER_BOUNDS, **(producer_config or {})})
+        producer = KafkaProducer(**{"bootstrap_servers": kafka_bootstrap_servers(), "acks": "all",
+                                    "enable_idempotence": True, "linger_ms": 0, **PRODUCER_BOUNDS,
+                                    **(producer_config or {})})
     except Exception:
         consumer.close()
         raise
