@@ -122,7 +122,7 @@ def bench_throughput(record: Callable[[str, float, str], None], n: int, solution
         process(raw)
     record("lab03: feature engineer in process (validate + windows)", n / (time.perf_counter() - t0), "events/s")
     stats = run_stream(_pipeline(solution), topic, group_id=unique_topic("bench-lab03"), sink_topic=sink,
-                       dlq_topic=dlq, max_messages=n, max_poll_records=2_000,
+                       dlq_topic=dlq, max_messages=n, max_poll_records=2_000, idle_timeout_s=30,
                        producer_config={"linger_ms": 5, "batch_size": 256 * 1024})
     record(f"lab03: feature engineer through Kafka ({stats.consumed:,} in, {stats.emitted:,} out, commit per batch)",
            stats.consumed / stats.seconds, "events/s")
