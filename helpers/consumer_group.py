@@ -270,6 +270,7 @@ class ScenarioRun:
 
 def run_scenario(group: ConsumerGroup, records: list[dict], rate: float,
                  schedule: list[tuple[float, str, str]], *, drain_timeout_s: float = 60.0,
+                 await_timeout_s: float = 30.0,
                  monitor_interval_s: float = 0.5, progress: bool = True) -> ScenarioRun:
     """Produce ``records`` at ``rate``/s while playing ``schedule`` on ``group``; wait until all is processed.
 
@@ -277,8 +278,10 @@ def run_scenario(group: ConsumerGroup, records: list[dict], rate: float,
         group: the members' runner (its topics must exist).
         records: events to send (keyed by ``user_id``).
         rate: events per second.
-        schedule: ``[(seconds after start, "start" | "stop" | "kill", member name), ...]``.
+        schedule: ``[(seconds after start, "start" | "stop" | "kill" | "await", member name), ...]``;
+            ``"await"`` waits until the member owns a partition (a restarted member is ``name#2``).
         drain_timeout_s: after the producer finished, how long to wait for the lag to reach 0.
+        await_timeout_s: the longest an ``"await"`` step waits.
         monitor_interval_s: lag/assignment sampling period.
         progress: show a tqdm bar of the lag draining.
 
@@ -297,8 +300,14 @@ def run_scenario(group: ConsumerGroup, records: list[dict], rate: float,
         bar = tqdm(total=len(todo), desc="scenario steps", disable=not progress)
         for at, action, name in todo:
             time.sleep(max(0.0, at - (time.monotonic() - t0)))
-            getattr(group, action)(name)
-            actions.append((time.monotonic() - t0, action, name))
+            if action == "await":  # wait (bounded) until that member owns partitions: the next step hits it mid-work
+                deadline = time.monotonic() + await_timeout_s
+                while time.monotonic() < deadline and name not in (monitor.samples[-1]["owners"].values()
+                                                                   if monitor.samples else ()):
+                    time.sleep(0.1)
+            else:
+                getattr(group, action)(name)
+                actions.append((time.monotonic() - t0, action, name))
             bar.update()
         bar.close()
         producer.join(timeout=len(records) / rate + 30)

@@ -147,6 +147,20 @@ def committed_offsets(group_id: str, topic: str) -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
+def group_members(group_id: str) -> dict[str, list[int]]:
+    """Return ``{client_id: [partitions]}`` of the live members of ``group_id`` (empty: nobody is in it)."""
+    admin = admin_client()
+    try:
+        group = admin.describe_groups([group_id]).get(group_id, {})
+    finally:
+        admin.close()
+    members: dict[str, list[int]] = {}
+    for member in group.get("members") or []:
+        assigned = (member.get("member_assignment") or {}).get("assigned_partitions", [])
+        members[member["client_id"]] = sorted(p for a in assigned for p in a["partitions"])
+    return members
+
+
 def consumer_lag(group_id: str, topic: str) -> dict[int, int]:
     """Return ``{partition: lag}``: messages in the log that ``group_id`` has not committed yet."""
     ends = end_offsets(topic)

@@ -11,7 +11,7 @@ import pytest
 from helpers.consumer_group import ConsumerGroup, GroupMonitor, plot_scenario, run_scenario
 from helpers.kafka import ensure_topic, produce_json
 from helpers.streaming import (BrokerUnavailable, PoisonMessage, StreamMetrics, committed_offsets, consumer_lag,
-                               describe_topic, end_offsets, read_topic, require_broker, run_stream, scrape,
+                               describe_topic, end_offsets, group_members, read_topic, require_broker, run_stream, scrape,
                                unique_topic)
 
 
@@ -126,7 +126,8 @@ def test_sigkilled_member_restarted_loses_no_event_and_duplicates_are_recognised
     group = ConsumerGroup(topics["events"], unique_topic("test-lab03-scale"), topics["out"], topics["dlq"],
                           work_ms=4, max_poll_records=50)
     run = run_scenario(group, events, rate=150, progress=False,  # 10 s of events: the kill lands mid-stream
-                       schedule=[(0, "start", "w1"), (1, "start", "w2"), (7, "kill", "w2"), (8.5, "start", "w2")])
+                       schedule=[(0, "start", "w1"), (1, "start", "w2"), (6.9, "await", "w2"), (7, "kill", "w2"),
+                                 (8.5, "start", "w2")])
     kill_at = run.actions[2][0]
     assert any("w2" in s["owners"].values() for s in run.samples if s["t"] < kill_at), "w2 owned partitions when killed"
     assert group.members["w2"].returncode == 0, "the restarted w2 was stopped cleanly at the end"
@@ -140,6 +141,7 @@ def test_sigkilled_member_restarted_loses_no_event_and_duplicates_are_recognised
     assert sum(per_worker.values()) == 1_500 + duplicates
     owners = [set(s["owners"].values()) for s in run.samples]
     assert any({"w1", "w2"} <= o for o in owners), "the monitor saw both members own partitions"
+    assert group_members(group.group_id) == {}, "every member left the group at the end"
     assert run.samples[-1]["lag"] and sum(run.samples[-1]["lag"].values()) == 0, "the group drained"
     assert plot_scenario(run).axes, "the chart draws"
     assert group.alive() == []
