@@ -126,6 +126,36 @@ def bench_throughput(record: Callable[[str, float, str], None], n: int, solution
                        producer_config={"linger_ms": 5, "batch_size": 256 * 1024})
     record(f"lab03: feature engineer through Kafka ({stats.consumed:,} in, {stats.emitted:,} out, commit per batch)",
            stats.consumed / stats.seconds, "events/s")
+    bench_scale_out(record, topic, n, members=int(os.environ.get("WORKBOOK_BENCH_MEMBERS", "2")))
+
+
+def bench_scale_out(record: Callable[[str, float, str], None], topic: str, n: int, members: int) -> None:
+    """The same engineer as ``members`` processes of one group over ``topic`` (6 partitions), until lag 0.
+
+    Timed from the moment every member owns partitions (process start-up excluded) to lag 0.
+    """
+    from helpers.consumer_group import ConsumerGroup
+    from helpers.kafka import ensure_topic
+    from helpers.streaming import consumer_lag, group_members, unique_topic
+
+    sink, dlq, group_id = unique_topic("bench-lab03-scale"), unique_topic("bench-lab03-scale-dlq"), unique_topic("bench-lab03-scale")
+    ensure_topic(sink, 6)
+    ensure_topic(dlq, 1)
+    with ConsumerGroup(topic, group_id, sink, dlq, process="helpers.bench_streaming:worker_process",
+                       max_poll_records=2_000) as group:
+        for i in range(members):
+            group.start(f"engine{i + 1}")
+        deadline = time.time() + 60
+        while len([m for m, parts in group_members(group_id).items() if parts]) < members and time.time() < deadline:
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        remaining = done = sum(consumer_lag(group_id, topic).values())  # what is left once all have joined
+        while done and time.time() < deadline + 120:
+            time.sleep(0.1)
+            done = sum(consumer_lag(group_id, topic).values())
+        seconds = time.perf_counter() - t0
+    record(f"lab03: feature engineer through Kafka, {members} processes in one group ({remaining:,} events)",
+           remaining / seconds, "events/s")
 
 
 _WORKER_PIPELINE: Callable[[bytes], list] | None = None
