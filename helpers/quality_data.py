@@ -202,7 +202,7 @@ def read_batch(path: str | Path) -> pd.DataFrame:
 
 def write_batch(df: pd.DataFrame, path: str | Path, manifest: Mapping[str, Any] | None = None) -> Path:
     """Write ``df`` to ``path`` (``.csv`` or ``.parquet``) atomically, and its manifest next to it
-    (``<name>.manifest.json``)."""
+    (``<file name>.manifest.json``, e.g. ``new_batch.csv.manifest.json``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -217,7 +217,7 @@ def write_batch(df: pd.DataFrame, path: str | Path, manifest: Mapping[str, Any] 
     finally:
         tmp.unlink(missing_ok=True)
     if manifest is not None:
-        manifest_path = path.with_name(path.stem + ".manifest.json")
+        manifest_path = manifest_file(path)
         manifest_path.write_text(json.dumps(dict(manifest, file=path.name), indent=2) + "\n")
     return path
 
@@ -248,7 +248,7 @@ def ensure_training_data(rows: int = 10_000, fmt: str = "csv", force: bool = Fal
         force: rebuild even when the cached files match.
 
     Returns:
-        ``{"training_data": Path, ...}``; each file has a ``<name>.manifest.json`` next to it.
+        ``{"training_data": Path, ...}``; each file has a ``<file name>.manifest.json`` next to it.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError("fmt must be 'csv' or 'parquet'")
@@ -256,7 +256,7 @@ def ensure_training_data(rows: int = 10_000, fmt: str = "csv", force: bool = Fal
     paths = {}
     for name, params in LAB_BATCHES.items():
         path = folder / f"{name}.{fmt}"
-        manifest_path = path.with_name(f"{name}.manifest.json")
+        manifest_path = manifest_file(path)
         fresh = (not force and path.is_file() and manifest_path.is_file()
                  and json.loads(manifest_path.read_text()).get("version") == QUALITY_DATA_VERSION
                  and json.loads(manifest_path.read_text()).get("file") == path.name)
@@ -267,10 +267,15 @@ def ensure_training_data(rows: int = 10_000, fmt: str = "csv", force: bool = Fal
     return paths
 
 
+def manifest_file(path: str | Path) -> Path:
+    """Return where the manifest of a batch file lives: ``<file name>.manifest.json`` next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".manifest.json")
+
+
 def load_manifest(path: str | Path) -> dict[str, Any]:
     """Return the manifest written next to a batch file."""
-    path = Path(path)
-    return json.loads(path.with_name(path.stem + ".manifest.json").read_text())
+    return json.loads(manifest_file(path).read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
