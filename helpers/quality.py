@@ -252,7 +252,7 @@ def validate_dataframe(df: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
 
 
 def failures_of(validation_result: Any) -> list[Failure]:
-    """The failing expectations of a GX validation result, in suite order."""
+    """The failing expectations of a GX validation result, sorted by column then expectation."""
     failures = []
     for res in validation_result.results:
         if res.success:
@@ -265,7 +265,7 @@ def failures_of(validation_result: Any) -> list[Failure]:
             kwargs["observed_value"] = result["observed_value"]
         failures.append(Failure(config.type, config.kwargs.get("column"), None if count is None else int(count),
                                 result.get("unexpected_percent"), kwargs))
-    return failures
+    return sorted(failures, key=lambda f: (f.column or "", f.expectation))
 
 
 def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite, threshold: float = 100.0,
