@@ -221,7 +221,7 @@ def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict):
     for row in rows_of(graded, "bob"):
         assert row["status"] == "graded" and float(row["auto_score"]) == 0, row
         executed = nbformat.read(step_dir(config, "autograded", row["assignment"], "bob") / f"{row['notebook']}.ipynb", 4)
-        for cell in [c for c in executed.cells if meta(c).get("grade")]:
+        for cell in [c for c in executed.cells if meta(c).get("grade") and c.cell_type == "code"]:
             errors = [o.ename for o in cell.outputs if o.output_type == "error"]
             assert errors[:1] == ["NotImplementedError"], f"{meta(cell)['grade_id']} failed with {errors}, not the stub"
 

@@ -172,7 +172,6 @@ def test_plot_drift_draws_one_titled_panel_per_feature():
 
 
 # ----------------------------------------------------------------------------------- Airflow + alert
-@pytest.mark.notebook
 def test_dag_fails_on_a_bad_batch_alerts_and_publishes_a_clean_one(batches, tmp_path, monkeypatch):
     from helpers.airflow import run_dag
     from helpers.alerts import read_alerts
