@@ -155,12 +155,11 @@ def make_batch(rows: int = 10_000, seed: int = 42, start: str = "2026-01-01", da
         idx = np.sort(order[used:used + count])
         used += count
         if rule == "not_null":
-            if column not in object_cols:
-                df[column] = df[column].astype("float64") if df[column].dtype.kind in "iub" else df[column]
+            if df[column].dtype.kind in "iub":  # integers can't hold a missing value: pandas' float NaN
+                df[column] = df[column].astype("float64")
             df.loc[idx, column] = None if column in object_cols else (pd.NaT if column == "start_time" else np.nan)
         elif rule == "range":
             low, high = _OUT_OF_RANGE[column]
-            df[column] = df[column].astype("float64") if column == "n_events" and df[column].isna().any() else df[column]
             df.loc[idx, column] = np.where(rng.random(count) < 0.5, low, high)
         elif rule == "category":
             df.loc[idx, column] = rng.choice(_UNKNOWN[column], count)
