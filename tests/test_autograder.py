@@ -211,7 +211,9 @@ def test_solution_gets_full_marks(graded: dict):
         assert row["status"] == "graded", row
         assert float(row["auto_score"]) == float(row["max_auto_score"]) > 0, row
         assert row["message"] == "all tests passed"
-        assert row["needs_manual_grading"] == "False"
+        source = REPO_ROOT / "notebooks" / row["assignment"] / f"{row['notebook']}.ipynb"
+        manual = any(meta(c).get("grade") and c.cell_type == "markdown" for c in nbformat.read(source, 4).cells)
+        assert row["needs_manual_grading"] == str(manual), "only manually graded answer cells need a person"
         assert Path(row["feedback_html"]).is_file()
 
 
@@ -221,7 +223,7 @@ def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict):
     for row in rows_of(graded, "bob"):
         assert row["status"] == "graded" and float(row["auto_score"]) == 0, row
         executed = nbformat.read(step_dir(config, "autograded", row["assignment"], "bob") / f"{row['notebook']}.ipynb", 4)
-        for cell in [c for c in executed.cells if meta(c).get("grade")]:
+        for cell in [c for c in executed.cells if meta(c).get("grade") and c.cell_type == "code"]:
             errors = [o.ename for o in cell.outputs if o.output_type == "error"]
             assert errors[:1] == ["NotImplementedError"], f"{meta(cell)['grade_id']} failed with {errors}, not the stub"
 
