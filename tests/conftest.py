@@ -16,6 +16,11 @@ from helpers.config import REPO_ROOT
 # Airflow reads its configuration when first imported: set it before any test module imports airflow.
 configure_airflow_env()
 
+# The labs that read a dataset size (Lab 01's ETL input, Lab 02's Spark dataset) use 200,000 rows
+# under test instead of the learners' default (100k / 1M): every lab notebook runs about three times
+# in the suite (testbook, full and blank autograde), and nbgrader's kernels inherit this environment.
+os.environ.setdefault("WORKBOOK_LAB_ROWS", "200000")
+
 # nbgrader shells out to `alembic` and Jupyter to kernels: the environment's bin must be on PATH.
 _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):

@@ -1,23 +1,18 @@
 """Lab 02's plumbing (helpers.spark_tools, helpers.bench_lab02) against a live local Spark session.
 
-Lab 02's notebook reads its dataset size from ``WORKBOOK_LAB_ROWS`` (1M for learners). The notebook
-tests (testbook, nbgrader autograde) inherit this process's environment, so importing this module
-sets it to 200,000 rows for the whole test session unless it is already set.
+Lab 02's notebook reads its dataset size from ``WORKBOOK_LAB_ROWS`` (1M for learners; ``conftest.py``
+sets 200,000 rows for the whole test session).
 """
 
 from __future__ import annotations
 
-import os
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
 
-os.environ.setdefault("WORKBOOK_LAB_ROWS", "200000")
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-
-from helpers import bench_lab02  # noqa: E402
-from helpers.data import MALFORMED_KINDS, ensure_dataset  # noqa: E402
-from helpers.spark_tools import (  # noqa: E402
+from helpers import bench_lab02
+from helpers.data import MALFORMED_KINDS, ensure_dataset
+from helpers.spark_tools import (
     code_feedback, collect_calls, ensure_malformed_csv, events_frame, inspect_partitioned_parquet,
     plan_operators, python_udf_nodes, run_pipeline, spark_conf, times_chart, udf_definitions)
 
