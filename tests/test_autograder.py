@@ -220,13 +220,27 @@ def test_solution_gets_full_marks(graded: dict):
 
 @pytest.mark.notebook
 def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict):
+    """The released notebook as a learner gets it: setup runs cleanly, then only the stubs fail.
+
+    Every graded cell fails first with the stub's NotImplementedError (not a NameError from code the
+    release removed), and no other cell fails with anything else (a demo cell that uses an answer may
+    fail on the stub, never with a confusing error of its own).
+    """
     config = load_config(course_dir=COURSE)
     for row in rows_of(graded, "bob"):
         assert row["status"] == "graded" and float(row["auto_score"]) == 0, row
         executed = nbformat.read(step_dir(config, "autograded", row["assignment"], "bob") / f"{row['notebook']}.ipynb", 4)
-        for cell in [c for c in executed.cells if meta(c).get("grade") and c.cell_type == "code"]:
+        seen_answer = False
+        for index, cell in enumerate(c for c in executed.cells if c.cell_type == "code"):
+            label = f"{row['assignment']} {meta(cell).get('grade_id', f'code cell {index + 1}')}"
             errors = [o.ename for o in cell.outputs if o.output_type == "error"]
-            assert errors[:1] == ["NotImplementedError"], f"{meta(cell)['grade_id']} failed with {errors}, not the stub"
+            seen_answer = seen_answer or bool(meta(cell).get("solution"))
+            if meta(cell).get("grade"):
+                assert errors[:1] == ["NotImplementedError"], f"{label} failed with {errors}, not the stub"
+            elif not seen_answer:
+                assert not errors, f"{label} fails before any answer is needed: {errors}"
+            else:
+                assert set(errors) <= {"NotImplementedError"}, f"{label}: {errors}"
 
 
 @pytest.mark.notebook
