@@ -58,6 +58,10 @@ def test_source_is_committed_clean_and_well_formed(path: Path):
     solutions = [c for c in code if nbgrader_meta(c).get("solution")]
     tests = [c for c in code if nbgrader_meta(c).get("grade")]
     assert solutions and tests, "a lab has at least one answer cell and one graded test cell"
+    for cell in [c for c in nb.cells if c.cell_type == "markdown" and nbgrader_meta(c).get("solution")]:
+        # nbgrader replaces a written answer cell by "YOUR ANSWER HERE" in the release; the source holds a
+        # model answer (else a full submission looks unanswered and skips manual grading).
+        assert cell.source.strip() != "YOUR ANSWER HERE", f"{nbgrader_meta(cell)['grade_id']}: write a model answer"
     for cell in solutions:
         assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, nbgrader_meta(cell)["grade_id"]
     for cell in tests:
