@@ -33,3 +33,10 @@ def port_owner(port: int) -> str | None:
     except (ImportError, PermissionError, OSError):
         pass
     return "an unknown process"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]

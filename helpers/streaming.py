@@ -25,7 +25,6 @@ Nothing here knows about features or validation rules: those are the labs' answe
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.config import kafka_bootstrap_servers
+from helpers.ports import free_port
 
 # Bounds shared by every client the helpers build: a missing or stuck broker costs seconds, not forever.
 PRODUCER_BOUNDS: dict[str, Any] = {"request_timeout_ms": 10_000, "max_block_ms": 10_000,
@@ -218,13 +218,6 @@ def read_topic(topic: str, *, max_records: int | None = None, idle_timeout_s: fl
 
 
 # ----------------------------------------------------------------------------------------- metrics
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class StreamMetrics:
     """The pipeline's Prometheus metrics, in their own registry (one per run: no duplicate-name clash).
 

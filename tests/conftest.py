@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import ports
 from helpers.airflow import configure_airflow_env
 from helpers.config import REPO_ROOT
 
@@ -26,12 +26,10 @@ _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
-
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The workbook's root folder."""
     return REPO_ROOT
-
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> str:
@@ -43,7 +41,6 @@ def kafka_broker() -> str:
 
     return start_broker()
 
-
 @pytest.fixture(scope="session")
 def spark():
     """This process's one SparkSession (local[*] unless SPARK_MASTER is set)."""
@@ -52,7 +49,6 @@ def spark():
     session = get_spark("module05-tests")
     yield session
     stop_spark()
-
 
 @pytest.fixture(scope="session")
 def lock() -> dict[str, str]:
@@ -64,10 +60,7 @@ def lock() -> dict[str, str]:
             pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
     return pins
 
-
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return ports.free_port()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 
 from helpers import alerts
 from helpers.grading import check_learner_tests, collect_tests
+from helpers.webhook import LocalWebhook
 
 
 def learner_namespace(test_sources: str) -> dict:
@@ -78,27 +75,11 @@ def test_alerts_are_stored_and_filtered_by_source(alert_db):
 
 
 def test_alerts_are_posted_to_a_webhook_and_a_dead_webhook_does_not_raise(alert_db, monkeypatch, free_port):
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("WORKBOOK_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    with LocalWebhook(status=204) as hook, hook.as_alert_webhook():
         alert = alerts.send_alert("lab04.gate", "quality below threshold", details={"score": 71.5})
-    finally:
-        server.shutdown()
     assert alert.delivery == "table, webhook 204"
-    assert received and received[0]["message"] == "quality below threshold" and received[0]["details"] == {"score": 71.5}
+    assert hook.received and hook.received[0]["message"] == "quality below threshold"
+    assert hook.received[0]["details"] == {"score": 71.5}
     monkeypatch.setenv("WORKBOOK_ALERT_WEBHOOK", f"http://127.0.0.1:{free_port}/nobody-listens")
     alert = alerts.send_alert("lab04.gate", "still stored")
     assert alert.delivery.startswith("table, webhook failed")
