@@ -28,7 +28,7 @@ repo_root = Path(__file__).resolve().parent.parent
 if str(repo_root) not in sys.path:  # so `helpers` and `autograder.preprocessors` import from the nbgrader CLI too
     sys.path.insert(0, str(repo_root))
 
-from helpers.config import course_dir  # noqa: E402 (needs the path above)
+from helpers.platform.config import course_dir  # noqa: E402 (needs the path above)
 
 course = course_dir()
 

@@ -1,7 +1,16 @@
-"""Shared fixtures: the live services, started once per test session and reused by every test."""
+"""Shared fixtures, and the suite's own state folder: tests never touch the learner's ``.state/``.
+
+Every path the helpers derive (state, Airflow home, alert DB, course, data cache, jars) is pointed at
+``.test-state/`` (or ``WORKBOOK_TEST_STATE``) before any test module is imported, and the suite's
+Kafka broker listens on its own port (``WORKBOOK_KAFKA_PORT``, default 29092). Under pytest-xdist
+each worker has its own Airflow home and alert DB, so two workers never share a SQLite writer.
+The controller process snapshots the learner's ``.state/`` and ``data/generated`` at start and
+fails the run if either changed (:func:`pytest_sessionfinish`), and stops the suite's broker.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -9,16 +18,29 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ports
-from helpers.airflow import configure_airflow_env
-from helpers.config import REPO_ROOT
+from helpers.platform.config import REPO_ROOT
 
-# Airflow reads its configuration when first imported: set it before any test module imports airflow.
-configure_airflow_env()
+TEST_STATE = Path(os.environ.get("WORKBOOK_TEST_STATE", REPO_ROOT / ".test-state")).resolve()
+LEARNER_STATE = (REPO_ROOT / ".state").resolve()
+LEARNER_DATA = (REPO_ROOT / "data" / "generated").resolve()
+LEARNER_SERVICE_FOLDERS = ("kafka", "airflow/logs")
+"""Written by the learner's own running services (their broker, their Airflow UI), never by the suite."""
+
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_SUFFIX = f"-{_WORKER}" if _WORKER else ""
+os.environ.update({
+    "WORKBOOK_STATE": str(TEST_STATE),
+    "WORKBOOK_DATA": str(TEST_STATE / "data"),
+    "WORKBOOK_JARS": str(TEST_STATE / "jars"),
+    "WORKBOOK_COURSE": str(TEST_STATE / "course"),
+    "AIRFLOW_HOME": str(TEST_STATE / f"airflow{_SUFFIX}"),
+    "WORKBOOK_ALERTS_DB": str(TEST_STATE / "alerts" / f"alerts{_SUFFIX}.db"),
+})
+os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
+os.environ.pop("WORKBOOK_ALERT_WEBHOOK", None)  # a learner's real webhook gets no test alerts
 
 # The labs that read a dataset size (Lab 01's ETL input, Lab 02's Spark dataset) use 200,000 rows
-# under test instead of the learners' default (100k / 1M): every lab notebook runs about three times
-# in the suite (testbook, full and blank autograde), and nbgrader's kernels inherit this environment.
+# under test instead of the learners' default (100k / 1M); nbgrader's kernels inherit this environment.
 os.environ.setdefault("WORKBOOK_LAB_ROWS", "200000")
 
 # nbgrader shells out to `alembic` and Jupyter to kernels: the environment's bin must be on PATH.
@@ -26,29 +48,94 @@ _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
+# Airflow reads its configuration when first imported: set it before any test module imports airflow.
+from helpers.airflow.setup import configure_airflow_env  # noqa: E402  (after the environment above)
+
+configure_airflow_env()
+
+
+_BEFORE = pytest.StashKey[tuple[bool, dict[str, list[int]]]]()
+
+
+def learner_files() -> dict[str, list[int]]:
+    """``{relative path: [size, mtime_ns]}`` of every file in the learner's state and data folders."""
+    found: dict[str, list[int]] = {}
+    for root in (LEARNER_STATE, LEARNER_DATA):
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            if path.is_file() and not any(rel.startswith(f".state/{f}/") for f in LEARNER_SERVICE_FOLDERS):
+                stat = path.stat()
+                found[rel] = [stat.st_size, stat.st_mtime_ns]
+    return found
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_controller(config):
+        TEST_STATE.mkdir(parents=True, exist_ok=True)
+        config.stash[_BEFORE] = (LEARNER_STATE.exists(), learner_files())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Controller only: the learner's folders are as they were; the suite's own broker is stopped."""
+    if not _is_controller(session.config) or _BEFORE not in session.config.stash:
+        return
+    from helpers.platform.config import external_kafka
+    from helpers.platform.kafka_broker import stop_broker
+
+    if not external_kafka():
+        stop_broker()  # the suite's broker (in TEST_STATE, on its own port): never the learner's
+    existed, before = session.config.stash[_BEFORE]
+    after = learner_files()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if not existed and LEARNER_STATE.exists():
+        changed.insert(0, ".state/ (created by the suite)")
+    report = TEST_STATE / "learner-state-check.json"
+    report.write_text(json.dumps({"learner_state": str(LEARNER_STATE), "changed": changed}, indent=2) + "\n")
+    if changed:
+        print(f"\nFAILED learner-state check: the suite changed the learner's files {changed[:20]}; "
+              f"expected none (tests use {TEST_STATE}); look for a path built without helpers.platform.config")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The workbook's root folder."""
     return REPO_ROOT
 
+
+@pytest.fixture(scope="session")
+def test_state() -> Path:
+    """The suite's own state folder (``.test-state``)."""
+    return TEST_STATE
+
+
 @pytest.fixture(scope="session")
 def kafka_broker() -> str:
-    """The live broker's bootstrap servers: the embedded one (started if needed) or the external one.
+    """The suite's live broker: the embedded one in the test state (started if needed), or the external one.
 
-    The broker is left running after the session, like `make services` leaves it: `make stop` ends it.
+    It is stopped when the whole run ends (:func:`pytest_sessionfinish`); with xdist the workers share it.
     """
-    from helpers.kafka import start_broker
+    from helpers.platform.kafka_broker import start_broker
 
     return start_broker()
+
 
 @pytest.fixture(scope="session")
 def spark():
     """This process's one SparkSession (local[*] unless SPARK_MASTER is set)."""
-    from helpers.spark import get_spark, stop_spark
+    from helpers.spark.session import get_spark, stop_spark
 
     session = get_spark("module05-tests")
     yield session
     stop_spark()
+
 
 @pytest.fixture(scope="session")
 def lock() -> dict[str, str]:
@@ -60,7 +147,10 @@ def lock() -> dict[str, str]:
             pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
     return pins
 
+
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    return ports.free_port()
+    from helpers.platform.ports import free_port as pick
+
+    return pick()

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import airflow as af
-from helpers.config import REPO_ROOT
+from helpers.airflow.results import DagRunResult
+from helpers.airflow.runner import DagFileError, dag_import_errors, load_dag_file, run_dag
+from helpers.airflow.setup import setup_airflow
+from helpers.platform.config import REPO_ROOT
+from helpers.viz import task_timeline
 
 DAGS = Path(__file__).parent / "dags"
 
@@ -25,23 +28,23 @@ DAGS = Path(__file__).parent / "dags"
 @pytest.fixture(scope="module", autouse=True)
 def airflow_home() -> Path:
     """Configure Airflow and migrate its database once (a no-op when already done)."""
-    return af.setup_airflow()
+    return setup_airflow()
 
 
 @pytest.fixture(scope="module")
-def hello_result() -> af.DagRunResult:
-    return af.run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date="2024-01-02")
+def hello_result() -> DagRunResult:
+    return run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date="2024-01-02")
 
 
 @pytest.fixture(scope="module")
-def flaky_result() -> af.DagRunResult:
-    return af.run_dag(DAGS / "good" / "flaky_with_retry.py", logical_date="2024-01-03",
+def flaky_result() -> DagRunResult:
+    return run_dag(DAGS / "good" / "flaky_with_retry.py", logical_date="2024-01-03",
                       conf={"region": "eu", "limit": 10})
 
 
 def test_importing_the_helpers_does_not_import_airflow() -> None:
-    """Check that the setup cell may import helpers.airflow before configuring Airflow"""
-    code = ("import sys, helpers.airflow\n"
+    """Check that the setup cell may import the Airflow helpers before configuring Airflow"""
+    code = ("import sys, helpers.airflow.setup, helpers.airflow.runner, helpers.airflow.results, helpers.viz\n"
             "print(sorted(m for m in sys.modules if m.startswith('airflow')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True, check=True).stdout
@@ -50,7 +53,7 @@ def test_importing_the_helpers_does_not_import_airflow() -> None:
 
 def test_setup_is_idempotent_and_configures_the_state_folder(airflow_home: Path) -> None:
     """Check that setup puts the metadata DB in AIRFLOW_HOME and a second call changes nothing"""
-    assert af.setup_airflow() == airflow_home
+    assert setup_airflow() == airflow_home
     assert (airflow_home / "airflow.db").is_file(), "the sqlite DB should be in AIRFLOW_HOME"
     assert os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).is_dir()
@@ -60,7 +63,7 @@ def test_setup_after_airflow_was_imported_elsewhere_says_restart(tmp_path: Path)
     """Check that importing airflow before setup gives an error telling the learner to restart"""
     code = ("import os, airflow\n"  # imported with another home, as a stray cell would
             "del os.environ['AIRFLOW_HOME'], os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']\n"
-            "from helpers.airflow import setup_airflow, AirflowSetupError\n"
+            "from helpers.airflow.setup import setup_airflow, AirflowSetupError\n"
             "try:\n    setup_airflow()\nexcept AirflowSetupError as err:\n    print(err)")
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/other.db"}
@@ -69,7 +72,7 @@ def test_setup_after_airflow_was_imported_elsewhere_says_restart(tmp_path: Path)
     assert "Restart the kernel" in out and str(tmp_path) in out, out
 
 
-def test_dag_file_runs_and_returns_xcoms(hello_result: af.DagRunResult) -> None:
+def test_dag_file_runs_and_returns_xcoms(hello_result: DagRunResult) -> None:
     """Check that a two-task DAG file succeeds and its return values are readable"""
     assert hello_result.ok, hello_result.summary()
     assert hello_result.dag_id == "hello_two_tasks"
@@ -82,9 +85,9 @@ def test_dag_file_runs_and_returns_xcoms(hello_result: af.DagRunResult) -> None:
     assert "total_revenue" in repr(hello_result) and "success" in repr(hello_result)
 
 
-def test_same_logical_date_twice_replaces_the_run(hello_result: af.DagRunResult) -> None:
+def test_same_logical_date_twice_replaces_the_run(hello_result: DagRunResult) -> None:
     """Check that re-running a logical date (an idempotency check) runs every task again"""
-    again = af.run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date="2024-01-02")
+    again = run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date="2024-01-02")
     assert again.ok and again.run_id != hello_result.run_id
     assert all(task.try_number == 1 for task in again.tasks.values()), again.summary()
     assert again.xcom("total_revenue") == hello_result.xcom("total_revenue")
@@ -99,9 +102,9 @@ def test_same_logical_date_twice_replaces_the_run(hello_result: af.DagRunResult)
     assert runs == 1, "the earlier run of that logical date should have been replaced"
 
 
-def test_other_logical_date_is_a_second_run(hello_result: af.DagRunResult) -> None:
+def test_other_logical_date_is_a_second_run(hello_result: DagRunResult) -> None:
     """Check that a run for another logical date leaves the first one in place"""
-    other = af.run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date=date(2024, 1, 9))
+    other = run_dag(DAGS / "good" / "hello_two_tasks.py", logical_date=date(2024, 1, 9))
     assert other.ok and other.logical_date.date() == date(2024, 1, 9)
 
     from airflow.models.dagrun import DagRun
@@ -140,7 +143,7 @@ def test_dag_defined_in_a_notebook_cell_runs(airflow_home: Path) -> None:
     dag_object = inline()
     dag_object.fileloc = cell_file
 
-    result = af.run_dag(dag_object, logical_date="2024-02-01")
+    result = run_dag(dag_object, logical_date="2024-02-01")
     assert result.ok, result.summary()
     assert result.xcom("squares") == [1, 4, 9]
     saved = airflow_home / "notebook_dags" / "test_inline_dag.py"
@@ -165,14 +168,14 @@ def test_failing_task_gives_failed_run_not_exception() -> None:
 
         publish(divide())
 
-    result = af.run_dag(failing(), logical_date="2024-02-02")
+    result = run_dag(failing(), logical_date="2024-02-02")
     assert result.state == "failed" and not result.ok
     assert result.tasks["divide"].state == "failed"
     assert result.tasks["publish"].state == "upstream_failed"
     assert "divide" not in result.xcoms
 
 
-def test_retry_succeeds_on_second_try(flaky_result: af.DagRunResult) -> None:
+def test_retry_succeeds_on_second_try(flaky_result: DagRunResult) -> None:
     """Check that a task with retries=1 that fails once ends in success on try 2"""
     api = flaky_result.tasks["call_flaky_api"]
     assert flaky_result.ok, flaky_result.summary()
@@ -182,7 +185,7 @@ def test_retry_succeeds_on_second_try(flaky_result: af.DagRunResult) -> None:
     assert gap >= timedelta(seconds=1), "the retry should wait retry_delay (1 s)"
 
 
-def test_conf_reaches_the_tasks(flaky_result: af.DagRunResult) -> None:
+def test_conf_reaches_the_tasks(flaky_result: DagRunResult) -> None:
     """Check that run_dag(conf=...) is what tasks read as dag_run.conf"""
     assert flaky_result.xcom("read_conf") == {"conf": {"region": "eu", "limit": 10},
                                               "ds": "2024-01-03"}
@@ -191,20 +194,20 @@ def test_conf_reaches_the_tasks(flaky_result: af.DagRunResult) -> None:
 
 def test_dag_import_errors_finds_the_broken_file_only() -> None:
     """Check that the DAG-loading check reports a broken file and passes a good folder"""
-    errors = af.dag_import_errors(DAGS / "broken")
+    errors = dag_import_errors(DAGS / "broken")
     assert [Path(p).name for p in errors] == ["missing_import.py"]
     assert "no_such_thing" in next(iter(errors.values()))
-    assert af.dag_import_errors(DAGS / "good") == {}
-    with pytest.raises(af.DagFileError, match="no_such_thing"):
-        af.load_dag_file(DAGS / "broken" / "missing_import.py")
-    assert set(af.load_dag_file(DAGS / "good" / "hello_two_tasks.py")) == {"hello_two_tasks"}
+    assert dag_import_errors(DAGS / "good") == {}
+    with pytest.raises(DagFileError, match="no_such_thing"):
+        load_dag_file(DAGS / "broken" / "missing_import.py")
+    assert set(load_dag_file(DAGS / "good" / "hello_two_tasks.py")) == {"hello_two_tasks"}
 
 
-def test_timeline_draws_one_row_per_task_and_one_bar_per_try(flaky_result: af.DagRunResult) -> None:
+def test_timeline_draws_one_row_per_task_and_one_bar_per_try(flaky_result: DagRunResult) -> None:
     """Check that the timeline shows each task, with the failed first try as its own bar"""
     from matplotlib.figure import Figure
 
-    fig = af.task_timeline(flaky_result)
+    fig = task_timeline(flaky_result)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["read_conf", "call_flaky_api"]

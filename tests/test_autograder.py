@@ -1,7 +1,8 @@
 """The nbgrader loop, end to end: release, grade, feedback; and nothing secret reaches a learner.
 
-One release and one grading run (module fixtures, in a scratch course folder inside the workbook)
-serve every test. The submissions, for every lab:
+Every lab is released once per run (a file lock shares the release between pytest-xdist workers),
+then each lab is graded in its own copy of the course (its own gradebook), so two workers grade two
+labs at once and each lab notebook executes exactly twice in the suite. The submissions, for every lab:
 
 - ``alice``: the released notebook with the source's solution cells put in: full marks;
 - ``bob``: the released notebook as it is (stubs): zero, every test cell failing on the stub;
@@ -24,17 +25,21 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
+from filelock import FileLock
 
 from autograder.course import REPO_ROOT, load_config, step_dir
 from autograder.grade import COLUMNS, find_submissions, stage
-from helpers.config import state_dir
+from helpers.platform.config import state_dir
 
-COURSE = state_dir() / "tests" / "autograder-course"
+COURSE = state_dir() / "autograder" / "course"
 SOURCES = sorted((REPO_ROOT / "notebooks").glob("*/*.ipynb"))
+LABS = sorted({p.parent.name for p in SOURCES})
+_LOCAL_RUN = uuid.uuid4().hex  # without xdist, this process is the whole run
 ROBUSTNESS_LAB = "lab00"
 CELL_TIMEOUT = 25  # seconds: what carol's infinite loop costs (the robustness run only; setup cells get longer)
 REGIONS = {"### BEGIN SOLUTION": "### END SOLUTION", "### BEGIN HIDDEN TESTS": "### END HIDDEN TESTS"}
@@ -45,11 +50,11 @@ def meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run ``python -m <args>`` from the workbook root against the scratch course."""
+def run(*args: str, course: Path = COURSE, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m <args>`` from the workbook root against a scratch course."""
     proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "WORKBOOK_COURSE": str(COURSE)}, timeout=timeout)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+                          env={**os.environ, "WORKBOOK_COURSE": str(course)}, timeout=timeout)
+    assert proc.returncode == 0, f"expected {args} to exit 0, got {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return proc
 
 
@@ -116,97 +121,132 @@ def html_text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", raw))
 
 
-@pytest.fixture(scope="module")
-def course(kafka_broker) -> Path:
-    """A fresh scratch course with every lab released."""
-    shutil.rmtree(COURSE, ignore_errors=True)
-    started = time.monotonic()
-    run("autograder.release")
-    print(f"\nrelease: {time.monotonic() - started:.1f} s")
+def by_lab(test):
+    """Parametrize ``test`` over the labs; each lab's tests share one xdist worker (its grading runs once)."""
+    return pytest.mark.parametrize("lab", [pytest.param(lab, marks=pytest.mark.xdist_group(f"grade-{lab}"), id=lab)
+                                           for lab in LABS])(test)
+
+
+@pytest.fixture(scope="session")
+def course() -> Path:
+    """Every lab released once per run into the suite's scratch course (shared by the xdist workers)."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or _LOCAL_RUN
+    COURSE.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(COURSE.parent / "release.lock")):
+        marker = COURSE / ".released-by-run"
+        if not (marker.is_file() and marker.read_text() == run_id):
+            shutil.rmtree(COURSE, ignore_errors=True)
+            started = time.monotonic()
+            run("autograder.release")
+            print(f"\nrelease of {len(LABS)} labs: {time.monotonic() - started:.1f} s")
+            marker.write_text(run_id)
     return COURSE
 
 
-@pytest.fixture(scope="module")
-def graded(course: Path, tmp_path_factory) -> dict:
-    """Build the submissions and grade them in two runs; return the rows and paths.
+_COPIES: dict[str, Path] = {}
+_GRADED: dict[str, dict] = {}
 
-    alice and bob (every lab) are graded with the course's cell timeout, as an instructor would;
-    carol and erin (the robustness cases) with a short one, so carol's infinite loop costs seconds.
-    """
-    subs = {"course": tmp_path_factory.mktemp("submissions"), "robustness": tmp_path_factory.mktemp("robust")}
-    deleted_points = None
-    for source_path in SOURCES:
-        lab = source_path.parent.name
+
+def course_copy(course: Path, name: str) -> Path:
+    """A private copy of the released course (its own gradebook and submitted/ folders), made once."""
+    if name not in _COPIES:
+        target = COURSE.parent / f"course-{name}"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(course, target)
+        _COPIES[name] = target
+    return _COPIES[name]
+
+
+def grade_folder(folder: Path, course: Path, out: Path, *extra: str) -> tuple[list[dict], list[str], str, float]:
+    """Grade every submission under ``folder``; return (rows, csv header, stdout, seconds)."""
+    started = time.monotonic()
+    proc = run("autograder.grade", str(folder), "--out", str(out), *extra, course=course)
+    elapsed = time.monotonic() - started
+    with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    for row in rows:
+        print(f"  {row['student']}/{row['assignment']}: {row['auto_score']}/{row['max_auto_score']} "
+              f"{row['status']} in {row['seconds']} s")
+    return rows, header, proc.stdout, elapsed
+
+
+@pytest.fixture
+def graded(lab: str, course: Path, kafka_broker, tmp_path_factory) -> dict:
+    """alice (solutions) and bob (the blank release) of one lab, graded once in the lab's own course copy."""
+    if lab not in _GRADED:
+        source_path = next(p for p in SOURCES if p.parent.name == lab)
         source = nbformat.read(source_path, as_version=4)
         released = nbformat.read(course / "release" / lab / source_path.name, as_version=4)
-        students = {"alice": with_solutions(released, source), "bob": released}
-        if lab == ROBUSTNESS_LAB:
-            students["carol"], deleted_points = broken(released, source)
-        for student, nb in students.items():
-            folder = subs["robustness" if student == "carol" else "course"] / student / lab
-            folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, folder / source_path.name)
-        if lab == ROBUSTNESS_LAB:
-            (subs["robustness"] / "erin" / lab).mkdir(parents=True)
-            (subs["robustness"] / "erin" / lab / source_path.name).write_text("{this is not a notebook")
-    header, rows, stdout = None, [], ""
-    for kind, folder in subs.items():
-        out = tmp_path_factory.mktemp(f"grades-{kind}")
-        timeout = ["--timeout", str(CELL_TIMEOUT)] if kind == "robustness" else []
-        started = time.monotonic()
-        proc = run("autograder.grade", str(folder), "--out", str(out), *timeout)
-        elapsed = time.monotonic() - started
-        with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header, these = reader.fieldnames, list(reader)
-        rows += these
-        stdout += proc.stdout
-        print(f"\ngrading {len(these)} notebook(s) ({kind}): {elapsed:.1f} s")
-        for row in these:
-            print(f"  {row['student']}/{row['assignment']}: {row['auto_score']}/{row['max_auto_score']} "
-                  f"{row['status']} in {row['seconds']} s")
-    return {"rows": rows, "header": header, "stdout": stdout, "deleted_points": deleted_points}
+        folder = tmp_path_factory.mktemp(f"submissions-{lab}")
+        for student, nb in {"alice": with_solutions(released, source), "bob": released}.items():
+            (folder / student / lab).mkdir(parents=True)
+            nbformat.write(nb, folder / student / lab / source_path.name)
+        lab_course = course_copy(course, lab)
+        rows, header, stdout, elapsed = grade_folder(folder, lab_course, tmp_path_factory.mktemp(f"grades-{lab}"))
+        print(f"\ngrading {lab} (alice + bob): {elapsed:.1f} s")
+        _GRADED[lab] = {"rows": rows, "header": header, "stdout": stdout, "course": lab_course}
+    return _GRADED[lab]
+
+
+@pytest.fixture
+def robustness(course: Path, kafka_broker, tmp_path_factory) -> dict:
+    """carol (loop, syntax error, deleted test) and erin (not a notebook) on Lab 00, with a short timeout."""
+    if "robustness" not in _GRADED:
+        source_path = next(p for p in SOURCES if p.parent.name == ROBUSTNESS_LAB)
+        source = nbformat.read(source_path, as_version=4)
+        released = nbformat.read(course / "release" / ROBUSTNESS_LAB / source_path.name, as_version=4)
+        folder = tmp_path_factory.mktemp("robust")
+        carol, deleted_points = broken(released, source)
+        (folder / "carol" / ROBUSTNESS_LAB).mkdir(parents=True)
+        nbformat.write(carol, folder / "carol" / ROBUSTNESS_LAB / source_path.name)
+        (folder / "erin" / ROBUSTNESS_LAB).mkdir(parents=True)
+        (folder / "erin" / ROBUSTNESS_LAB / source_path.name).write_text("{this is not a notebook")
+        rows, header, stdout, elapsed = grade_folder(folder, course_copy(course, "robustness"),
+                                                     tmp_path_factory.mktemp("grades-robust"),
+                                                     "--timeout", str(CELL_TIMEOUT))
+        print(f"\ngrading the robustness cases: {elapsed:.1f} s")
+        _GRADED["robustness"] = {"rows": rows, "header": header, "stdout": stdout, "deleted_points": deleted_points}
+    return _GRADED["robustness"]
 
 
 def rows_of(graded: dict, student: str) -> list[dict]:
     rows = [r for r in graded["rows"] if r["student"] == student]
-    assert rows, f"no row for {student}:\n{graded['stdout']}"
+    assert rows, f"expected a grades.csv row for {student}, found none; the grader said:\n{graded['stdout']}"
     return rows
 
 
-def test_release_is_idempotent(course: Path):
-    """Releasing again gives byte-identical notebooks, the same other files, and keeps nothing aside."""
-    before = {p.relative_to(course): p.read_bytes() for p in (course / "release").rglob("*") if p.is_file()}
-    proc = run("autograder.release")
-    after = {p.relative_to(course): p.read_bytes() for p in (course / "release").rglob("*") if p.is_file()}
-    assert after == before
+def test_release_is_idempotent_and_keeps_a_notebook_the_learner_edited(course: Path, tmp_path: Path):
+    """Releasing again gives byte-identical notebooks; a learner's edit survives a release (`make lab`)."""
+    scratch = tmp_path / "course"
+    shutil.copytree(course, scratch)
+    before = {p.relative_to(scratch): p.read_bytes() for p in (scratch / "release").rglob("*") if p.is_file()}
+    proc = run("autograder.release", course=scratch)
+    after = {p.relative_to(scratch): p.read_bytes() for p in (scratch / "release").rglob("*") if p.is_file()}
+    changed = sorted(str(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"expected a second release to change nothing, these changed: {changed}"
     assert "kept your edited" not in proc.stdout
     assert any(p.suffix == ".py" for p in after), "the DAG files travel with the notebooks"
 
-
-def test_release_keeps_a_notebook_the_learner_edited(course: Path):
-    """A learner's work in the release folder survives `make lab` (which releases again)."""
-    path = course / "release" / SOURCES[0].parent.name / SOURCES[0].name
-    original = path.read_bytes()
-    path.write_bytes(original.replace(b"raise NotImplementedError()", b"return 42  # my answer", 1))
-    try:
-        proc = run("autograder.release", "--assignment", SOURCES[0].parent.name)
-        assert b"return 42  # my answer" in path.read_bytes()
-        assert "kept your edited" in proc.stdout
-    finally:
-        path.write_bytes(original)
+    path = scratch / "release" / SOURCES[0].parent.name / SOURCES[0].name
+    path.write_bytes(path.read_bytes().replace(b"raise NotImplementedError()", b"return 42  # my answer", 1))
+    proc = run("autograder.release", "--assignment", SOURCES[0].parent.name, course=scratch)
+    assert b"return 42  # my answer" in path.read_bytes(), "the learner's edit was replaced by the release"
+    assert "kept your edited" in proc.stdout, f"expected the release to say it kept the edit:\n{proc.stdout}"
 
 
 @pytest.mark.notebook
-def test_grades_csv_has_one_row_per_student_and_notebook(graded: dict):
+@by_lab
+def test_grades_csv_has_one_row_per_student_and_notebook(graded: dict, lab: str):
     assert graded["header"] == COLUMNS
     keys = [(r["student"], r["assignment"], r["notebook"]) for r in graded["rows"]]
-    assert len(keys) == len(set(keys))
-    assert {r["student"] for r in graded["rows"]} >= {"alice", "bob", "carol", "erin"}
+    assert len(keys) == len(set(keys)), f"expected one row per student and notebook, got {keys}"
+    assert {r["student"] for r in graded["rows"]} == {"alice", "bob"}
 
 
 @pytest.mark.notebook
-def test_solution_gets_full_marks(graded: dict):
+@by_lab
+def test_solution_gets_full_marks(graded: dict, lab: str):
     for row in rows_of(graded, "alice"):
         assert row["status"] == "graded", row
         assert float(row["auto_score"]) == float(row["max_auto_score"]) > 0, row
@@ -219,14 +259,32 @@ def test_solution_gets_full_marks(graded: dict):
 
 
 @pytest.mark.notebook
-def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict):
+@by_lab
+def test_solution_runs_top_to_bottom_without_an_error(graded: dict, lab: str):
+    """The source's solutions, executed by the grader against the live services: not one cell fails.
+
+    This is the notebook's run against the live services (the graded full submission doubles as it).
+    """
+    config = load_config(course_dir=graded["course"])
+    for row in rows_of(graded, "alice"):
+        executed = nbformat.read(step_dir(config, "autograded", lab, "alice") / f"{row['notebook']}.ipynb", 4)
+        code = [c for c in executed.cells if c.cell_type == "code"]
+        errors = [(meta(c).get("grade_id", f"code cell {i + 1}"), o.ename, o.evalue[:200])
+                  for i, c in enumerate(code) for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{lab}: expected every cell of the solution to run cleanly, these failed: {errors}"
+        assert all(c.execution_count for c in code), f"{lab}: some cells were not executed"
+
+
+@pytest.mark.notebook
+@by_lab
+def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict, lab: str):
     """The released notebook as a learner gets it: setup runs cleanly, then only the stubs fail.
 
     Every graded cell fails first with the stub's NotImplementedError (not a NameError from code the
     release removed), and no other cell fails with anything else (a demo cell that uses an answer may
     fail on the stub, never with a confusing error of its own).
     """
-    config = load_config(course_dir=COURSE)
+    config = load_config(course_dir=graded["course"])
     for row in rows_of(graded, "bob"):
         assert row["status"] == "graded" and float(row["auto_score"]) == 0, row
         executed = nbformat.read(step_dir(config, "autograded", row["assignment"], "bob") / f"{row['notebook']}.ipynb", 4)
@@ -244,45 +302,46 @@ def test_blank_release_gets_zero_and_every_test_fails_on_the_stub(graded: dict):
 
 
 @pytest.mark.notebook
-def test_broken_submission_is_graded_with_reasons(graded: dict):
+@pytest.mark.xdist_group(f"grade-{ROBUSTNESS_LAB}")
+def test_broken_submission_is_graded_with_reasons(robustness: dict):
     """Infinite loop and syntax error cost their points; the deleted test cell is put back and scores."""
-    (row,) = rows_of(graded, "carol")
+    (row,) = rows_of(robustness, "carol")
     assert row["status"] == "graded", row
-    assert float(row["auto_score"]) == graded["deleted_points"], row
+    assert float(row["auto_score"]) == robustness["deleted_points"], row
     assert "CellTimeoutError" in row["message"] and "SyntaxError" in row["message"], row["message"]
     assert Path(row["feedback_html"]).is_file()
 
 
 @pytest.mark.notebook
-def test_unreadable_submission_is_an_error_row_not_a_crash(graded: dict):
-    (row,) = rows_of(graded, "erin")
+@pytest.mark.xdist_group(f"grade-{ROBUSTNESS_LAB}")
+def test_unreadable_submission_is_an_error_row_not_a_crash(robustness: dict):
+    (row,) = rows_of(robustness, "erin")
     assert row["status"] == "error" and float(row["auto_score"]) == 0
     assert "JSON" in row["message"] or "json" in row["message"], row["message"]
 
 
 @pytest.mark.notebook
-def test_no_solution_or_hidden_test_reaches_a_learner(course: Path, graded: dict):
+@by_lab
+def test_no_solution_or_hidden_test_reaches_a_learner(course: Path, graded: dict, lab: str):
     """Released notebooks and blank work's feedback show no solution line; no feedback shows a hidden test."""
-    leaks, scanned = [], 0
-    for source in SOURCES:
-        lab, secrets = source.parent.name, secret_lines(source)
-        solutions, hidden = secrets["### BEGIN SOLUTION"], secrets["### BEGIN HIDDEN TESTS"]
-        assert solutions and hidden, f"{lab}: the scan needs lines to look for"
-        released = {f"release/{p.name}": notebook_text(p) for p in (course / "release" / lab).glob("*.ipynb")}
-        feedback = {f"feedback/{r['student']}": html_text(Path(r["feedback_html"]))
-                    for r in graded["rows"] if r["assignment"] == lab and r["feedback_html"]}
-        assert "bob" in " ".join(feedback) and "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
-        blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith(("feedback/alice", "feedback/carol"))}
-        leaks += [f"{lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
-        leaks += [f"{lab} {where}: {line}" for where, text in {**released, **feedback}.items()
-                  for line in hidden if line in text]
-        scanned += len(released) + len(feedback)
-        # the scan finds code when it is there: alice's feedback shows her solution
-        assert any(line in feedback["feedback/alice"] for line in solutions)
+    source = next(p for p in SOURCES if p.parent.name == lab)
+    secrets = secret_lines(source)
+    solutions, hidden = secrets["### BEGIN SOLUTION"], secrets["### BEGIN HIDDEN TESTS"]
+    assert solutions and hidden, f"{lab}: the scan needs lines to look for"
+    released = {f"release/{p.name}": notebook_text(p) for p in (course / "release" / lab).glob("*.ipynb")}
+    feedback = {f"feedback/{r['student']}": html_text(Path(r["feedback_html"]))
+                for r in graded["rows"] if r["feedback_html"]}
+    assert "feedback/bob" in feedback and "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
+    blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice")}
+    leaks = [f"{lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
+    leaks += [f"{lab} {where}: {line}" for where, text in {**released, **feedback}.items() for line in hidden if line in text]
+    # the scan finds code when it is there: alice's feedback shows her solution
+    assert any(line in feedback["feedback/alice"] for line in solutions), "the scan should see alice's own solution"
     assert not leaks, "\n".join(leaks)
-    print(f"\nleak scan: {scanned} released notebooks and feedback pages, no leak")
+    print(f"\nleak scan {lab}: {len(released) + len(feedback)} released notebooks and feedback pages, no leak")
 
 
+@pytest.mark.xdist_group(f"grade-{ROBUSTNESS_LAB}")
 def test_flat_folder_of_student_notebooks_is_staged_for_grading(course: Path, tmp_path: Path):
     """`grade DIR --assignment lab00` accepts DIR/<student>.ipynb and files it as nbgrader expects."""
     source = next(p for p in SOURCES if p.parent.name == ROBUSTNESS_LAB)
@@ -291,7 +350,7 @@ def test_flat_folder_of_student_notebooks_is_staged_for_grading(course: Path, tm
         find_submissions(tmp_path)
     (submission,) = find_submissions(tmp_path, ROBUSTNESS_LAB)
     assert (submission.student, submission.assignment) == ("dana", ROBUSTNESS_LAB)
-    config = load_config(course_dir=COURSE)
+    config = load_config(course_dir=course_copy(course, "robustness"))
     folder = stage(submission, config, tmp_path)
     assert (folder / source.name).read_bytes() == (tmp_path / "dana.ipynb").read_bytes()
     assert folder == step_dir(config, "submitted", ROBUSTNESS_LAB, "dana")

@@ -19,12 +19,12 @@ import nbformat
 import pytest
 import yaml
 
-from helpers.config import REPO_ROOT
-from helpers.jvm import MIN_JAVA
+from helpers.platform.config import REPO_ROOT
+from helpers.platform.jvm import MIN_JAVA
 
 BINDER = REPO_ROOT / "binder"
 SCRIPTS = ("postBuild", "start")
-STUBBED = ("pip", "helpers.kafka", "helpers.services")  # `python -m <these>` are only recorded
+STUBBED = ("pip", "helpers.platform.kafka_broker", "helpers.platform.services")  # `python -m <these>` are only recorded
 
 
 def _conda_env(path: Path) -> tuple[list[str], list[str], list[str]]:
@@ -150,7 +150,7 @@ def test_post_build_leaves_learners_student_notebooks_only(scratch_repo):
     done, stubbed = _post_build(scratch_repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "-m pip install --no-cache-dir -r requirements.txt" in stubbed
-    assert "-m helpers.kafka --fetch-jars" in stubbed
+    assert "-m helpers.platform.kafka_broker --fetch-jars" in stubbed
     released = scratch_repo / "notebooks" / "labx" / "labx.ipynb"
     assert released.is_file(), f"learners should find notebooks/labx/labx.ipynb:\n{done.stdout}"
     text = released.read_text()
@@ -196,4 +196,4 @@ def test_start_launches_the_broker_and_runs_the_server(tmp_path):
         if log.exists() and log.read_text():
             break
         time.sleep(0.1)
-    assert log.read_text().strip() == "-m helpers.services start kafka"
+    assert log.read_text().strip() == "-m helpers.platform.services start kafka"

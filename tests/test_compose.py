@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.config import REPO_ROOT
-from helpers.jvm import pom_property
+from helpers.platform.config import REPO_ROOT
+from helpers.platform.jvm import pom_property
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 

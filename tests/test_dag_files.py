@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import airflow as af
-from helpers.config import REPO_ROOT
+from helpers.airflow.runner import dag_import_errors, load_dag_file
+from helpers.airflow.setup import setup_airflow
+from helpers.platform.config import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 DAG_FILES = sorted(NOTEBOOKS.glob("*/dags/*.py"))
@@ -22,20 +23,20 @@ DAG_FILES = sorted(NOTEBOOKS.glob("*/dags/*.py"))
 
 @pytest.fixture(scope="module", autouse=True)
 def airflow_home() -> Path:
-    return af.setup_airflow()
+    return setup_airflow()
 
 
 def test_the_notebooks_folder_has_no_dag_import_error():
     """The compose DAG folder (`notebooks/`) imports cleanly: what its Airflow UI would show."""
     assert DAG_FILES, "no DAG file under notebooks/*/dags"
-    errors = af.dag_import_errors(NOTEBOOKS)
+    errors = dag_import_errors(NOTEBOOKS)
     assert errors == {}, "\n\n".join(f"{path}:\n{text}" for path, text in errors.items())
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[f"{p.parent.parent.name}/{p.name}" for p in DAG_FILES])
 def test_dag_file_defines_dags_without_catchup(path: Path):
     """Each DAG file defines at least one DAG with catchup off (no surprise backfill of past intervals)."""
-    dags = af.load_dag_file(path)
+    dags = load_dag_file(path)
     assert dags, f"{path.name} defines no DAG"
     for dag_id, dag in dags.items():
         assert dag.catchup is False, f"{path.name}:{dag_id} should set catchup=False"

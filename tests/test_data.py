@@ -13,15 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import config, data
-from helpers.data import CATEGORIES, COUNTRIES, DEVICES, EVENT_TYPES, ensure_dataset, generate_ecommerce
+from benchmarks.generation import benchmark_generation
+from helpers.data.ecommerce import CATEGORIES, COUNTRIES, DEVICES, EVENT_TYPES, EcommerceData, generate_ecommerce
+from helpers.data.files import TABLES, ensure_dataset
+from helpers.data.fixtures import write_fixtures
+from helpers.data.malformed import event_records
+from helpers.data.tables import write_table
+from helpers.platform import config
 
 ROWS = 10_000
 START, DAYS = pd.Timestamp("2026-01-01", tz="UTC"), 30
 
 
 @pytest.fixture(scope="module")
-def clean() -> data.EcommerceData:
+def clean() -> EcommerceData:
     return generate_ecommerce(ROWS, seed=1, progress=False)
 
 
@@ -35,7 +40,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # ------------------------------------------------------------------------------ determinism
 def test_same_seed_gives_identical_tables(clean):
     again = generate_ecommerce(ROWS, seed=1, progress=False)
-    for name in data.EcommerceData._fields:
+    for name in EcommerceData._fields:
         pd.testing.assert_frame_equal(getattr(clean, name), getattr(again, name), obj=name)
 
 
@@ -160,7 +165,7 @@ def test_dirty_fraction_breaks_that_share_of_rows_and_nothing_else(clean):
 
 
 def test_event_records_are_json_and_some_are_malformed(clean):
-    records = data.event_records(clean.events.head(200), malformed_fraction=0.1, seed=0)
+    records = event_records(clean.events.head(200), malformed_fraction=0.1, seed=0)
     assert len(records) == 200
     json.dumps(records, allow_nan=False)
     assert records[0]["event_time"].endswith("Z")
@@ -172,7 +177,7 @@ def test_event_records_are_json_and_some_are_malformed(clean):
 # ----------------------------------------------------------------------------------- files
 def test_ensure_dataset_writes_readable_files(data_dir):
     paths = ensure_dataset(2_000, seed=3, progress=False)
-    assert set(paths) == {f"{t}.{f}" for t in data.TABLES for f in ("parquet", "csv")}
+    assert set(paths) == {f"{t}.{f}" for t in TABLES for f in ("parquet", "csv")}
     assert all(p.parent == data_dir / "ecommerce_2000_3" for p in paths.values())
     expected = generate_ecommerce(2_000, seed=3, progress=False)
     pd.testing.assert_frame_equal(pd.read_parquet(paths["events.parquet"]), expected.events, check_dtype=False)
@@ -187,7 +192,7 @@ def test_ensure_dataset_writes_readable_files(data_dir):
 def test_second_call_is_cached_and_rewrites_nothing(data_dir, monkeypatch):
     paths = ensure_dataset(2_000, seed=3, progress=False)
     mtimes = {name: p.stat().st_mtime_ns for name, p in paths.items()}
-    monkeypatch.setattr(data, "generate_ecommerce", lambda *a, **k: pytest.fail("regenerated a cached dataset"))
+    monkeypatch.setattr("helpers.data.files.generate_ecommerce", lambda *a, **k: pytest.fail("regenerated a cached dataset"))
     assert ensure_dataset(2_000, seed=3, progress=False) == paths
     assert {name: p.stat().st_mtime_ns for name, p in paths.items()} == mtimes
 
@@ -212,7 +217,7 @@ def test_an_interrupted_write_leaves_no_file_and_is_redone(data_dir):
     events = generate_ecommerce(300, seed=3, progress=False).events
     target = data_dir / "events.csv"
     with pytest.raises(KeyboardInterrupt):
-        data._write(events, target, bar=Interrupt())
+        write_table(events, target, bar=Interrupt())
     assert list(data_dir.iterdir()) == [], "a half-written file was left behind"
 
     paths = ensure_dataset(300, seed=3, formats=("csv",), progress=False)
@@ -240,14 +245,14 @@ def test_cli_generates_a_dataset(data_dir):
 
 
 def test_benchmark_generation_reports_positive_figures():
-    figures = data.benchmark_generation(2_000)
+    figures = benchmark_generation(2_000)
     assert figures["rows"] == 2_000
     assert all(figures[k] > 0 for k in ("generate_s", "generate_rows_per_s", "parquet_write_s", "csv_write_s"))
 
 
 # -------------------------------------------------------------------------------- fixtures
 def test_committed_fixtures_are_reproducible_from_the_generator(tmp_path):
-    written = data.write_fixtures(tmp_path)
+    written = write_fixtures(tmp_path)
     committed = config.fixtures_dir()
     for name, path in written.items():
         assert (committed / name).exists(), f"{name} is missing: run `python -m helpers.data --fixtures`"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import doctor, jvm
+from helpers.platform import doctor, jvm
 
 
 def test_all_lines_printed_and_kafka_ok(kafka_broker, capsys):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import alerts
-from helpers.grading import check_learner_tests, collect_tests
-from helpers.webhook import LocalWebhook
+from helpers.alerts import sink as alerts
+from helpers.alerts.webhook import LocalWebhook
+from helpers.feedback.learner_tests import check_learner_tests, collect_tests
 
 
 def learner_namespace(test_sources: str) -> dict:

@@ -14,7 +14,7 @@ import nbformat
 import psutil
 import pytest
 
-from helpers.config import REPO_ROOT
+from helpers.platform.config import REPO_ROOT
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -33,7 +33,7 @@ def lab_server(tmp_path, free_port):
     port, token = free_port, "test-token-123"
     env = dict(os.environ, WORKBOOK_COURSE=str(course), JUPYTER_TOKEN=token,
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
-    proc = subprocess.Popen([sys.executable, "-m", "helpers.lab", "--port", str(port)], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.platform.jupyter", "--port", str(port)], cwd=REPO_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -67,6 +67,6 @@ def test_lab_serves_released_notebooks_with_token_on_loopback(lab_server):
 
 def test_lab_without_released_notebooks_says_what_to_run(tmp_path, free_port):
     env = dict(os.environ, WORKBOOK_COURSE=str(tmp_path / "empty"))
-    done = subprocess.run([sys.executable, "-m", "helpers.lab", "--port", str(free_port)],
+    done = subprocess.run([sys.executable, "-m", "helpers.platform.jupyter", "--port", str(free_port)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "make release" in done.stderr

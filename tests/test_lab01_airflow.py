@@ -7,7 +7,6 @@ Runs cost about a second each once the in-process Execution API is warm; retries
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import textwrap
 import urllib.request
@@ -18,26 +17,27 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from helpers import airflow as af
-from helpers import dag_checks
-from helpers.alerts import last_alert_id, read_alerts, send_alert
-from helpers.config import REPO_ROOT
-from helpers.webhook import LocalWebhook
+from helpers.airflow.runner import dag_import_errors, load_dag_file, run_dag
+from helpers.airflow.setup import setup_airflow
+from helpers.alerts.sink import last_alert_id, read_alerts, send_alert
+from helpers.alerts.webhook import LocalWebhook
+from helpers.feedback import dag_checks
+from helpers.platform.config import REPO_ROOT
 
 LAB_DAGS = REPO_ROOT / "notebooks" / "lab01" / "dags"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def airflow_home() -> Path:
-    return af.setup_airflow()
+    return setup_airflow()
 
 
 def test_lab_dag_files_import_like_the_dag_processor() -> None:
     """Check that every DAG file of the lab imports with DagBag (what docker-compose's processor does)"""
     files = sorted(LAB_DAGS.glob("*.py"))
     assert len(files) >= 2
-    assert af.dag_import_errors(LAB_DAGS) == {}
-    ids = {dag_id for path in files for dag_id in af.load_dag_file(path)}
+    assert dag_import_errors(LAB_DAGS) == {}
+    ids = {dag_id for path in files for dag_id in load_dag_file(path)}
     assert ids == {"lab01_first_dag", "lab01_daily_schedule"}
 
 
@@ -59,13 +59,13 @@ def test_lab_dag_files_import_without_the_workbook_on_sys_path(tmp_path: Path) -
 def test_public_dag_files_follow_the_practices_they_teach() -> None:
     """Check catchup=False, fixed start dates, tags and no parse-time work in the public DAG files"""
     for path in LAB_DAGS.glob("*.py"):
-        for dag in af.load_dag_file(path).values():
+        for dag in load_dag_file(path).values():
             checks = dag_checks.dag_practices(dag, source=dag_checks.source_of(path))
             assert all(c.ok for c in checks), f"{path.name}:\n{dag_checks.report(checks)}"
 
 
 def test_first_dag_runs_and_passes_xcoms() -> None:
-    result = af.run_dag(LAB_DAGS / "lab01_first_dag.py", logical_date="2026-01-02")
+    result = run_dag(LAB_DAGS / "lab01_first_dag.py", logical_date="2026-01-02")
     assert result.ok, result.summary()
     assert result.xcom("count_orders") == 3 and result.xcom("sum_revenue") == 49.75
     assert result.xcom("report") == "3 orders, revenue 49.75"
@@ -76,7 +76,7 @@ def test_first_dag_runs_and_passes_xcoms() -> None:
                                                  ("2026-01-10", "weekend_report", "weekday_report")])
 def test_schedule_dag_branches_on_the_logical_date_and_reads_conf(day: str, taken: str, skipped: str) -> None:
     """Check the @task.branch demo: a Friday takes the weekday branch, a Saturday the weekend one"""
-    result = af.run_dag(LAB_DAGS / "lab01_daily_schedule.py", logical_date=day, conf={"region": "EU"})
+    result = run_dag(LAB_DAGS / "lab01_daily_schedule.py", logical_date=day, conf={"region": "EU"})
     assert result.ok, result.summary()
     assert result.tasks[taken].state == "success" and result.tasks[skipped].state == "skipped"
     assert result.tasks["publish"].state == "success", "the join runs after either branch"
@@ -93,8 +93,8 @@ def test_conf_of_one_run_does_not_leak_into_the_next() -> None:
     with DAG("test_lab01_params", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
              catchup=False, params={"csv_path": "default.csv"}) as dag:
         PythonOperator(task_id="read_param", python_callable=lambda params: params["csv_path"])
-    assert af.run_dag(dag, conf={"csv_path": "other.csv"}).xcom("read_param") == "other.csv"
-    assert af.run_dag(dag).xcom("read_param") == "default.csv"
+    assert run_dag(dag, conf={"csv_path": "other.csv"}).xcom("read_param") == "other.csv"
+    assert run_dag(dag).xcom("read_param") == "default.csv"
 
 
 def _resilient(dag_id: str, steps: dict, retries: int = 2):
@@ -116,9 +116,9 @@ def _resilient(dag_id: str, steps: dict, retries: int = 2):
 
 def test_flaky_fails_the_given_number_of_tries_then_returns() -> None:
     """Check the injected fault: two failed tries, then the result on try 3"""
-    from helpers.faults import flaky
+    from helpers.airflow.faults import flaky
 
-    result = af.run_dag(_resilient("test_lab01_flaky", {"call": flaky(2, result={"n": 1})}))
+    result = run_dag(_resilient("test_lab01_flaky", {"call": flaky(2, result={"n": 1})}))
     call = result.tasks["call"]
     assert result.ok and call.try_number == 3 and result.xcom("call") == {"n": 1}
     assert [t.state for t in call.earlier_tries] == ["failed", "failed"]
@@ -128,11 +128,11 @@ def test_flaky_fails_the_given_number_of_tries_then_returns() -> None:
 
 
 def test_always_fails_fires_the_failure_callback_once() -> None:
-    from helpers.faults import always_fails
+    from helpers.airflow.faults import always_fails
 
     dag_id = f"test_lab01_fail_{uuid.uuid4().hex[:6]}"
     since = last_alert_id()
-    result = af.run_dag(_resilient(dag_id, {"boom": always_fails("kaput"), "after": always_fails()}, retries=1))
+    result = run_dag(_resilient(dag_id, {"boom": always_fails("kaput"), "after": always_fails()}, retries=1))
     assert result.state == "failed"
     assert result.tasks["boom"].try_number == 2 and result.tasks["after"].state == "upstream_failed"
     alerts = read_alerts(f"test.{dag_id}", since_id=since)
@@ -141,7 +141,7 @@ def test_always_fails_fires_the_failure_callback_once() -> None:
 
 
 def test_faults_outside_a_task_say_so() -> None:
-    from helpers.faults import always_fails, flaky
+    from helpers.airflow.faults import always_fails, flaky
 
     with pytest.raises(RuntimeError, match="only inside a running Airflow task"):
         flaky(1)()

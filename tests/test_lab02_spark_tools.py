@@ -1,4 +1,4 @@
-"""Lab 02's plumbing (helpers.spark_tools, helpers.bench_lab02) against a live local Spark session.
+"""Lab 02's plumbing (helpers.spark_tools, benchmarks.lab02) against a live local Spark session.
 
 Lab 02's notebook reads its dataset size from ``WORKBOOK_LAB_ROWS`` (1M for learners; ``conftest.py``
 sets 200,000 rows for the whole test session).
@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from helpers import bench_lab02
-from helpers.data import MALFORMED_KINDS, ensure_dataset
-from helpers.spark_tools import (
-    code_feedback, collect_calls, ensure_malformed_csv, events_frame, inspect_partitioned_parquet,
-    plan_operators, python_udf_nodes, run_pipeline, spark_conf, times_chart, udf_definitions)
+from benchmarks import lab02 as bench_lab02
+from helpers.data.files import ensure_dataset
+from helpers.data.malformed import MALFORMED_KINDS
+from helpers.feedback.code_checks import code_feedback, collect_calls, udf_definitions
+from helpers.spark.frames import ensure_malformed_csv, events_frame, inspect_partitioned_parquet
+from helpers.spark.pipeline import run_pipeline, spark_conf
+from helpers.spark.plans import plan_operators, python_udf_nodes
+from helpers.viz import times_chart
 
 
 @pytest.fixture(scope="module")

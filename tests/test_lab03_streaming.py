@@ -8,11 +8,21 @@ import time
 
 import pytest
 
-from helpers.consumer_group import ConsumerGroup, GroupMonitor, plot_scenario, run_scenario
-from helpers.kafka import ensure_topic, produce_json
-from helpers.streaming import (BrokerUnavailable, PoisonMessage, StreamMetrics, committed_offsets, consumer_lag,
-                               describe_topic, end_offsets, group_members, read_topic, require_broker, run_stream, scrape,
-                               unique_topic)
+from helpers.kafka.admin import (
+    committed_offsets,
+    consumer_lag,
+    describe_topic,
+    end_offsets,
+    ensure_topic,
+    group_members,
+)
+from helpers.kafka.clients import BrokerUnavailable, produce_json, read_topic, require_broker, unique_topic
+from helpers.streaming.group import ConsumerGroup
+from helpers.streaming.metrics import StreamMetrics, scrape
+from helpers.streaming.monitor import GroupMonitor
+from helpers.streaming.scenario import run_scenario
+from helpers.streaming.stream import PoisonMessage, run_stream
+from helpers.viz import plot_scenario
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,20 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from helpers import quality
-from helpers.config import REPO_ROOT
-from helpers.quality_data import (CATEGORICAL, NUMERIC, LAB_BATCHES, expected_failures, load_manifest, make_batch,
-                                  read_batch, write_batch)
+from helpers.data.quality_batches import (
+    CATEGORICAL,
+    LAB_BATCHES,
+    NUMERIC,
+    expected_failures,
+    load_manifest,
+    make_batch,
+    read_batch,
+    write_batch,
+)
+from helpers.platform.config import REPO_ROOT
+from helpers.quality.gate import EXIT_ERROR, gate_main, main, run_gate
+from helpers.quality.suites import active_context, save_suite
+from helpers.viz import plot_drift
 
 LAB = REPO_ROOT / "notebooks" / "lab04"
 
@@ -27,7 +36,7 @@ def small_suite(as_of: pd.Timestamp):
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    quality._active_context()
+    active_context()
     suite = gx.ExpectationSuite(name="test_suite")
     suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="revenue"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="device", value_set=["mobile", "desktop", "tablet"]))
@@ -47,14 +56,14 @@ def batches(tmp_path_factory) -> dict[str, Path]:
     clean, _ = make_batch(rows=4_000, seed=8, start="2026-01-31")
     out = {"bad": write_batch(bad, folder / "bad.csv", manifest), "clean": write_batch(clean, folder / "clean.csv"),
            "bad_parquet": write_batch(bad, folder / "bad.parquet", manifest)}
-    out["suite"] = quality.save_suite(small_suite(pd.Timestamp(manifest["as_of"])), folder / "suite.json")
+    out["suite"] = save_suite(small_suite(pd.Timestamp(manifest["as_of"])), folder / "suite.json")
     return out
 
 
 def gate_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "helpers.quality", "gate", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                          env=dict(os.environ))
 
 
 # ----------------------------------------------------------------------------------- the data
@@ -122,42 +131,51 @@ def test_gate_command_exits_0_on_a_clean_batch_and_writes_json(batches, tmp_path
 
 
 def test_gate_threshold_and_parquet(batches):
-    result = quality.run_gate(batches["bad_parquet"], batches["suite"], threshold=25.0)
+    result = run_gate(batches["bad_parquet"], batches["suite"], threshold=25.0)
     assert result.passed and result.success_percent == 25.0 and len(result.failing) == 3
-    assert not quality.run_gate(batches["bad_parquet"], batches["suite"], threshold=26.0).passed
+    assert not run_gate(batches["bad_parquet"], batches["suite"], threshold=26.0).passed
 
 
 def test_gate_exits_2_with_a_clear_message_on_unreadable_input(batches, tmp_path, capsys):
-    assert quality.gate_main(str(tmp_path / "missing.csv"), str(batches["suite"])) == quality.EXIT_ERROR
+    assert gate_main(str(tmp_path / "missing.csv"), str(batches["suite"])) == EXIT_ERROR
     assert "missing.csv does not exist" in capsys.readouterr().err
     broken = tmp_path / "suite.json"
     broken.write_text("{not json")
-    assert quality.gate_main(str(batches["clean"]), str(broken)) == quality.EXIT_ERROR
+    assert gate_main(str(batches["clean"]), str(broken)) == EXIT_ERROR
     assert "not an expectation suite" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        quality.main(["gate", str(batches["clean"]), "--suite", str(batches["suite"]), "--threshold", "150"])
+        main(["gate", str(batches["clean"]), "--suite", str(batches["suite"]), "--threshold", "150"])
 
 
-def test_ci_workflow_runs_the_gate_command_the_cli_accepts():
+def test_ci_workflow_step_runs_the_real_gate_cli(batches, tmp_path):
+    """The workflow's own shell step, run by bash in a checkout-like folder: the dirty batch fails the job."""
     yaml = pytest.importorskip("yaml")
     workflow = yaml.safe_load((LAB / "ci" / "quality-gate.yml").read_text())
-    steps = workflow["jobs"]["quality-gate"]["steps"]
-    script = next(s["run"] for s in steps if "helpers.quality gate" in s.get("run", ""))
-    command = " ".join(line.strip().rstrip("\\") for line in script.splitlines() if "helpers.quality" in line
-                       or line.strip().startswith("--json"))
-    command = command.split("||")[0].replace('"gate-$(basename "$batch" .csv).json"', "g.json") \
-        .replace('"$batch"', "b.csv").replace('"$SUITE"', "s.json").replace('"$THRESHOLD"', "100")
-    args = shlex.split(command)
-    assert args[:3] == ["python", "-m", "helpers.quality"]
-    seen = {}
-    original = quality.gate_main
-    quality.gate_main = lambda data, suite, threshold, json_out: seen.update(
-        data=data, suite=suite, threshold=threshold, json_out=json_out) or 0
-    try:
-        assert quality.main(args[3:]) == 0
-    finally:
-        quality.gate_main = original
-    assert seen == {"data": "b.csv", "suite": "s.json", "threshold": 100.0, "json_out": "g.json"}
+    job = workflow["jobs"]["quality-gate"]
+    script = next(s["run"] for s in job["steps"] if "helpers.quality gate" in s.get("run", ""))
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    (incoming / "clean.csv").write_bytes(batches["clean"].read_bytes())
+    (incoming / "dirty.csv").write_bytes(batches["bad"].read_bytes())
+    suite = tmp_path / job["env"]["SUITE"]
+    suite.parent.mkdir(parents=True)
+    suite.write_bytes(batches["suite"].read_bytes())
+    bin_dir = tmp_path / "bin"  # `python` on the runner is the workbook's environment
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    env = {**os.environ, **{k: str(v) for k, v in job["env"].items()},
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, (
+        f"expected the step to exit 1 (the dirty batch fails the gate), got {proc.returncode}:\n"
+        f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    clean = json.loads((tmp_path / "gate-clean.json").read_text())
+    dirty = json.loads((tmp_path / "gate-dirty.json").read_text())
+    assert clean["passed"] and not dirty["passed"], (
+        f"expected clean to pass and dirty to fail, got {clean['passed']} / {dirty['passed']}")
+    assert "revenue" in proc.stdout + proc.stderr, "the job log should name the failing column"
 
 
 def test_plot_drift_draws_one_titled_panel_per_feature():
@@ -165,15 +183,15 @@ def test_plot_drift_draws_one_titled_panel_per_feature():
     current, _ = make_batch(rows=1_000, seed=2, drift={"avg_price": 2.0})
     drift = pd.DataFrame({"column": ["avg_price", "device"], "test": ["ks", "psi"], "statistic": [0.4, 0.001],
                           "threshold": [0.1, 0.2], "drifted": [True, False]})
-    fig = quality.plot_drift(reference, current, drift)
+    fig = plot_drift(reference, current, drift)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["avg_price: ks 0.400 DRIFT", "device: psi 0.001 ok"]
 
 
 # ----------------------------------------------------------------------------------- Airflow + alert
 def test_dag_fails_on_a_bad_batch_alerts_and_publishes_a_clean_one(batches, tmp_path, monkeypatch):
-    from helpers.airflow import run_dag
-    from helpers.alerts import read_alerts
+    from helpers.airflow.runner import run_dag
+    from helpers.alerts.sink import read_alerts
 
     monkeypatch.setenv("WORKBOOK_ALERTS_DB", str(tmp_path / "alerts.db"))
     dag_file = LAB / "dags" / "quality_gate_dag.py"

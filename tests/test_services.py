@@ -9,7 +9,10 @@ import uuid
 import psutil
 import pytest
 
-from helpers import config, kafka, services
+from helpers.kafka.admin import ensure_topic
+from helpers.kafka.clients import consume_json, is_reachable, produce_json
+from helpers.platform import config, services
+from helpers.platform.kafka_broker import broker_status, log_file, start_broker, stop_broker
 
 
 def _listening_addresses(pid: int) -> set[tuple[str, int]]:
@@ -45,11 +48,11 @@ def test_plain_kafka_python_round_trip(kafka_broker):
 
 def test_helpers_round_trip_keeps_order_per_key(kafka_broker):
     topic = f"helpers-{uuid.uuid4().hex[:8]}"
-    kafka.ensure_topic(topic, partitions=3)
-    kafka.ensure_topic(topic, partitions=3)  # a second call is not an error
+    ensure_topic(topic, partitions=3)
+    ensure_topic(topic, partitions=3)  # a second call is not an error
     records = [{"user": u, "seq": s} for s in range(5) for u in ("a", "b")]
-    assert kafka.produce_json(topic, records, key_field="user") == 10
-    got = kafka.consume_json(topic, max_records=10, timeout_s=10)
+    assert produce_json(topic, records, key_field="user") == 10
+    got = consume_json(topic, max_records=10, timeout_s=10)
     assert len(got) == 10
     for user in ("a", "b"):
         assert [r["seq"] for r in got if r["user"] == user] == list(range(5))
@@ -57,7 +60,7 @@ def test_helpers_round_trip_keeps_order_per_key(kafka_broker):
 
 @pytest.mark.skipif(config.external_kafka() is not None, reason="uses an external broker")
 def test_embedded_broker_listens_on_loopback_only(kafka_broker):
-    pid = kafka.broker_status()["pid"]
+    pid = broker_status()["pid"]
     assert pid, "the embedded broker should report its pid"
     addresses = _listening_addresses(pid)
     assert addresses, "the broker should listen somewhere"
@@ -72,24 +75,24 @@ def test_second_broker_start_stop_leaves_nothing(tmp_path, monkeypatch, kafka_br
     monkeypatch.setenv("WORKBOOK_STATE", str(tmp_path / "state"))
     monkeypatch.setenv("WORKBOOK_KAFKA_PORT", "29092")
     t0 = time.perf_counter()
-    servers = kafka.start_broker(timeout=60)
+    servers = start_broker(timeout=60)
     print(f"fresh broker ready in {time.perf_counter() - t0:.1f} s")
     try:
         assert servers == "127.0.0.1:29092"
         assert (tmp_path / "state" / "kafka" / "data" / "meta.properties").exists()
-        status = kafka.broker_status()
+        status = broker_status()
         assert status["reachable"] and status["mode"] == "embedded"
         pid = status["pid"]
-        assert kafka.start_broker() == servers and kafka.broker_status()["pid"] == pid  # reused
-        assert kafka.log_file().stat().st_size > 0
+        assert start_broker() == servers and broker_status()["pid"] == pid  # reused
+        assert log_file().stat().st_size > 0
     finally:
-        assert kafka.stop_broker() is True
+        assert stop_broker() is True
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert kafka.broker_status()["reachable"] is False
-    assert kafka.stop_broker() is False  # stopping twice is fine
+    assert broker_status()["reachable"] is False
+    assert stop_broker() is False  # stopping twice is fine
     # the session's broker on the default port is untouched
     monkeypatch.undo()
-    assert kafka.is_reachable(kafka_broker)
+    assert is_reachable(kafka_broker)
 
 
 def test_port_taken_by_another_process_is_named(tmp_path, monkeypatch):
@@ -102,13 +105,13 @@ def test_port_taken_by_another_process_is_named(tmp_path, monkeypatch):
         sock.listen()
         monkeypatch.setenv("WORKBOOK_KAFKA_PORT", str(sock.getsockname()[1]))
         with pytest.raises(RuntimeError, match=r"already taken by .*python"):
-            kafka.start_broker(timeout=5)
+            start_broker(timeout=5)
 
 
 def test_external_broker_variable_wins(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
     assert config.kafka_bootstrap_servers() == "kafka:9092"
-    assert kafka.start_broker() == "kafka:9092"  # nothing is started for an external broker
+    assert start_broker() == "kafka:9092"  # nothing is started for an external broker
     monkeypatch.setenv("SPARK_MASTER", "spark://spark-master:7077")
     assert config.spark_master() == "spark://spark-master:7077"
 
@@ -120,12 +123,12 @@ def test_status_reports_the_running_broker(kafka_broker, capsys):
 
 
 def test_spark_session_is_built_once_and_reads_kafka(spark, kafka_broker):
-    from helpers.spark import get_spark
+    from helpers.spark.session import get_spark
 
     assert get_spark() is spark
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     topic = f"spark-{uuid.uuid4().hex[:8]}"
-    kafka.produce_json(topic, [{"n": i} for i in range(4)])
+    produce_json(topic, [{"n": i} for i in range(4)])
     rows = (spark.read.format("kafka").option("kafka.bootstrap.servers", kafka_broker)
             .option("subscribe", topic).option("startingOffsets", "earliest").load()
             .selectExpr("CAST(value AS STRING) AS v").collect())

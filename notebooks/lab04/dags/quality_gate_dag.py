@@ -20,7 +20,7 @@ ALERT_SOURCE = "lab04.dag.quality_gate"
 
 def alert_on_failure(context) -> None:
     """Failure callback: record which task failed in which run, and why, in the course alert sink."""
-    from helpers.alerts import send_alert
+    from helpers.alerts.sink import send_alert
 
     ti = context["task_instance"]
     send_alert(ALERT_SOURCE, f"{ti.dag_id}.{ti.task_id} failed in run {context['run_id']}",
@@ -44,7 +44,8 @@ def lab04_quality_gate():
     @task
     def quality_gate() -> dict:
         """Run the saved suite on the batch; fail (no retry) when the gate says no."""
-        from helpers.quality import GateInputError, run_gate
+        from helpers.quality.gate import run_gate
+        from helpers.quality.suites import GateInputError
 
         conf = get_current_context()["dag_run"].conf or {}
         if not conf.get("data") or not conf.get("suite"):

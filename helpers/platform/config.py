@@ -1,0 +1,84 @@
+"""One place for the workbook's configuration: paths, ports and service addresses.
+
+Every value has a working default (the embedded services) and an environment override
+(docker-compose sets them for the notebook container). Nothing here touches the disk or the
+network: these are plain functions, evaluated when called.
+
+| variable                  | default                              | used by            |
+|---------------------------|--------------------------------------|--------------------|
+| ``WORKBOOK_STATE``        | ``<repo>/.state``                    | every service      |
+| ``KAFKA_BOOTSTRAP_SERVERS`` | embedded broker, ``127.0.0.1:19092`` | Kafka clients    |
+| ``WORKBOOK_KAFKA_PORT``   | ``19092`` (controller: port + 1)     | embedded broker    |
+| ``SPARK_MASTER``          | ``local[*]``                         | :func:`get_spark`  |
+| ``AIRFLOW_HOME``          | ``<state>/airflow``                  | Airflow helpers    |
+| ``WORKBOOK_JARS``         | ``<state>/jars``                     | Maven jar cache    |
+| ``WORKBOOK_COURSE``       | ``<state>/course``                   | nbgrader steps     |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT: Path = Path(__file__).resolve().parents[2]
+"""The workbook's root folder (the one holding ``helpers/`` and ``notebooks/``)."""
+
+DEFAULT_KAFKA_PORT = 19092
+
+
+def state_dir() -> Path:
+    """Return the git-ignored folder that holds all generated state (not created here)."""
+    return Path(os.environ.get("WORKBOOK_STATE", REPO_ROOT / ".state")).resolve()
+
+
+def kafka_port() -> int:
+    """Return the port of the embedded broker's client listener."""
+    return int(os.environ.get("WORKBOOK_KAFKA_PORT", DEFAULT_KAFKA_PORT))
+
+
+def external_kafka() -> str | None:
+    """Return ``KAFKA_BOOTSTRAP_SERVERS`` when the learner points us at their own broker."""
+    value = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    return value or None
+
+
+def kafka_bootstrap_servers() -> str:
+    """Return the bootstrap servers every Kafka client should use.
+
+    ``KAFKA_BOOTSTRAP_SERVERS`` wins (docker-compose sets it to ``kafka:9092``); otherwise the
+    embedded broker on ``127.0.0.1``.
+    """
+    return external_kafka() or f"127.0.0.1:{kafka_port()}"
+
+
+def spark_master() -> str:
+    """Return the Spark master URL: ``SPARK_MASTER`` or ``local[*]``."""
+    return os.environ.get("SPARK_MASTER", "").strip() or "local[*]"
+
+
+def airflow_home() -> Path:
+    """Return ``AIRFLOW_HOME``: the environment's value or ``<state>/airflow``."""
+    value = os.environ.get("AIRFLOW_HOME", "").strip()
+    return Path(value).resolve() if value else state_dir() / "airflow"
+
+
+def course_dir() -> Path:
+    """Return the folder of nbgrader's generated steps (``WORKBOOK_COURSE`` or ``<state>/course``)."""
+    value = os.environ.get("WORKBOOK_COURSE", "").strip()
+    return Path(value).resolve() if value else state_dir() / "course"
+
+
+def jars_dir() -> Path:
+    """Return the cache of jars resolved from Maven Central (``WORKBOOK_JARS`` or ``<state>/jars``)."""
+    value = os.environ.get("WORKBOOK_JARS", "").strip()
+    return Path(value).resolve() if value else state_dir() / "jars"
+
+
+def data_dir() -> Path:
+    """Return the git-ignored folder for generated datasets (``data/generated``)."""
+    return Path(os.environ.get("WORKBOOK_DATA", REPO_ROOT / "data" / "generated")).resolve()
+
+
+def fixtures_dir() -> Path:
+    """Return the folder of small committed fixtures used by tests."""
+    return REPO_ROOT / "data" / "fixtures"

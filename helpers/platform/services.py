@@ -1,0 +1,94 @@
+"""Start, stop and show the embedded services: ``python -m helpers.platform.services start|stop|status``.
+
+``start`` brings up the Kafka broker, resolves Spark's Kafka connector and migrates Airflow's
+metadata DB (Airflow and Spark then run inside the notebook's own process). The Makefile's
+``services``, ``stop`` and ``status`` targets call this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def start(what: str = "all") -> dict[str, float]:
+    """Start the services named by ``what`` (``kafka``, ``airflow``, ``spark``, ``all``, or
+    ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need).
+
+    Returns:
+        Seconds each step took, for the figures in ``make bench`` and the README.
+    """
+    from helpers.platform.kafka_broker import start_broker
+    from helpers.spark import session as spark
+
+    timings: dict[str, float] = {}
+    if what in ("kafka", "all"):
+        t0 = time.perf_counter()
+        servers = start_broker()
+        timings["kafka"] = time.perf_counter() - t0
+        print(f"kafka    ready on {servers} in {timings['kafka']:.1f} s", flush=True)
+    if what in ("spark", "all"):
+        t0 = time.perf_counter()
+        jars = spark.connector_jars()
+        timings["spark"] = time.perf_counter() - t0
+        print(f"spark    Kafka connector {spark.connector_version()} ({len(jars)} jars) "
+              f"in {timings['spark']:.1f} s", flush=True)
+    if what == "airflow-ui":
+        from helpers.platform import airflow_ui
+
+        t0 = time.perf_counter()
+        url = airflow_ui.start_standalone()
+        timings["airflow-ui"] = time.perf_counter() - t0
+        print(f"airflow  UI on {url} in {timings['airflow-ui']:.1f} s (no login; `make stop` stops it)")
+    if what in ("airflow", "all"):
+        from helpers.airflow.setup import setup_airflow
+        t0 = time.perf_counter()
+        home = setup_airflow()
+        timings["airflow"] = time.perf_counter() - t0
+        print(f"airflow  metadata DB ready in {home} in {timings['airflow']:.1f} s", flush=True)
+    return timings
+
+
+def stop() -> None:
+    """Stop every embedded service that runs in the background (the broker, the Airflow UI)."""
+    from helpers.platform import airflow_ui
+    from helpers.platform.kafka_broker import stop_broker
+
+    print("kafka    stopped" if stop_broker() else "kafka    was not running")
+    if airflow_ui.stop_standalone():
+        print("airflow  UI stopped")
+
+
+def status() -> int:
+    """Print each service's state; return 0 if Kafka answers."""
+    from helpers.platform.config import airflow_home, spark_master
+    from helpers.platform.kafka_broker import broker_status
+
+    info = broker_status()
+    state = "up" if info["reachable"] else "down"
+    pid = f" pid {info['pid']}" if info["pid"] else ""
+    print(f"kafka    {state} ({info['mode']}, {info['bootstrap_servers']}{pid})")
+    print(f"spark    in-process, master {spark_master()}")
+    from helpers.platform.airflow_ui import standalone_pid
+
+    ui = f", UI up (pid {standalone_pid()})" if standalone_pid() else ""
+    print(f"airflow  in-process, AIRFLOW_HOME={airflow_home()}{ui}")
+    return 0 if info["reachable"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "spark", "airflow", "airflow-ui"])
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        start(args.what)
+        return 0
+    if args.command == "stop":
+        stop()
+        return 0
+    return status()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
