@@ -37,6 +37,8 @@ os.environ.update({
     "WORKBOOK_ALERTS_DB": str(TEST_STATE / "alerts" / f"alerts{_SUFFIX}.db"),
 })
 os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
+for _derived in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+    os.environ.pop(_derived, None)  # derived from AIRFLOW_HOME below (an xdist worker inherits the controller's)
 os.environ.pop("WORKBOOK_ALERT_WEBHOOK", None)  # a learner's real webhook gets no test alerts
 
 # The labs that read a dataset size (Lab 01's ETL input, Lab 02's Spark dataset) use 200,000 rows
