@@ -8,7 +8,7 @@ Environment overrides (all optional):
 
 | variable                 | default                 | meaning                                  |
 |--------------------------|-------------------------|------------------------------------------|
-| ``WORKBOOK_STATE``       | ``<repo>/.state``       | state folder (same as helpers/config.py) |
+| ``WORKBOOK_STATE``       | ``<repo>/.state``       | state folder (same as helpers/platform/config.py) |
 | ``WORKBOOK_COURSE``      | ``<state>/course``      | folder of nbgrader's generated steps     |
 | ``WORKBOOK_CELL_TIMEOUT``| ``120``                 | seconds a learner's cell may run         |
 | ``WORKBOOK_SETUP_TIMEOUT``| ``300``                | seconds a locked setup cell may run      |

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cells
 from helpers.platform.config import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "lab02" / "02_spark_processing.ipynb"
@@ -28,25 +29,20 @@ CELLS = ("naive_pipeline", "task_2_1", "task_2_2", "task_3_1")
 
 
 def load_cells(notebook: Path = NOTEBOOK, grade_ids: tuple[str, ...] = CELLS) -> dict[str, Any]:
-    """Execute the named cells of a source notebook (definitions only) and return their namespace.
+    """Execute the lab's solution cells (definitions only) and return their namespace.
 
     The ``naive_pipeline`` cell ends by running the pipeline; only its definitions (the code before
     the first top-level ``print``) are kept.
     """
-    import nbformat
     from pyspark.sql import DataFrame, Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
-             for c in nbformat.read(notebook, as_version=4).cells}
-    namespace: dict[str, Any] = {"F": F, "T": T, "Window": Window, "DataFrame": DataFrame}
-    for grade_id in grade_ids:
-        source = cells[grade_id]
-        if grade_id == "naive_pipeline":
-            source = source.split("\nprint(", 1)[0]  # the definitions, not the run
-        exec(compile(source, f"{notebook.name}:{grade_id}", "exec"), namespace)  # noqa: S102 - our own notebook
-    return namespace
+    def definitions_only(grade_id: str, source: str) -> str:
+        return source.split("\nprint(", 1)[0] if grade_id == "naive_pipeline" else source
+
+    return cells.load_cells(notebook, grade_ids, {"F": F, "T": T, "Window": Window, "DataFrame": DataFrame},
+                            edit=definitions_only)
 
 
 def duckdb_queries(path: Path = DUCKDB_SQL) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 - producer and consumer throughput of ~200-byte JSON events (kafka-python, acks=all, idempotent);
 - the feature engineer (validation + event-time windows) alone, in process, and through Kafka with
-  :func:`helpers.streaming.run_stream` (consume, process, produce, commit after each batch);
+  :func:`helpers.streaming.stream.run_stream` (consume, process, produce, commit after each batch);
 - end-to-end latency at a fixed rate (default 1,000 events/s for 60 s): each event carries its
   **intended** send time, and latency is measured from it (no coordinated omission) to (a) the feature
   record handed to the producer and (b) the feature record received by a downstream consumer.
@@ -15,8 +15,6 @@ change the latency run.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import threading
@@ -27,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cells
 from helpers.platform.config import REPO_ROOT, kafka_bootstrap_servers
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "lab03" / "03_kafka_streaming.ipynb"
@@ -35,18 +34,11 @@ CELLS = ("windows_setup", "validation_setup", "task_2_1", "task_2_2", "task_3_1"
 
 def load_solution(path: Path = NOTEBOOK) -> dict[str, Any]:
     """Execute the lab's window/engineer/validation cells and return their namespace."""
-    import nbformat
-
     from helpers.streaming.stream import PoisonMessage
 
-    nb = nbformat.read(path, as_version=4)
-    namespace: dict[str, Any] = {"json": json, "datetime": datetime, "timedelta": timedelta, "timezone": timezone,
-                                 "defaultdict": defaultdict, "PoisonMessage": PoisonMessage, "__name__": "lab03"}
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells if c.cell_type == "code"}
-    with contextlib.redirect_stdout(io.StringIO()):  # the set-up cells print for the learner
-        for grade_id in CELLS:
-            exec(compile(by_id[grade_id], f"<lab03 {grade_id}>", "exec"), namespace)  # noqa: S102 - our notebook
-    return namespace
+    return cells.load_cells(path, CELLS, {"json": json, "datetime": datetime, "timedelta": timedelta,
+                                          "timezone": timezone, "defaultdict": defaultdict,
+                                          "PoisonMessage": PoisonMessage, "__name__": "lab03"})
 
 
 def _events(n: int, seed: int = 1, now: bool = False) -> list[dict]:
@@ -261,4 +253,4 @@ def run(record: Callable[[str, float, str], None], rows: int) -> None:
 if __name__ == "__main__":
     from benchmarks.run import record
 
-    run(_record, 50_000)
+    run(record, 50_000)

@@ -20,7 +20,10 @@ RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/learner learner \
  && mkdir -p /workbook /tmp/spark-work \
  && chmod -R g+rwX /home/learner /workbook /tmp/spark-work
-ENV HOME=/home/learner
+ENV HOME=/home/learner \
+    PYTHONPATH=/workbook
+# PYTHONPATH: the workbook is bind-mounted at /workbook, so `import helpers` reads it there, as the
+# editable install (`make install`) does outside Docker; notebooks anywhere import it the same way.
 USER 1000:0
 WORKDIR /workbook
 

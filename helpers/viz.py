@@ -1,4 +1,8 @@
-"""TODO docstring (from helpers/consumer_group, airflow, quality, spark_tools.py)."""
+"""The workbook's charts: a DAG run's task timeline, wall-time bars, drift histograms, consumer-group lag.
+
+Each function returns a matplotlib ``Figure`` (or draws on the ``ax`` given) and imports matplotlib
+only when called.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-if TYPE_CHECKING:
-    pass
 
 
 def plot_scenario(run: ScenarioRun, title: str = "Consumer group: lag and partition owners") -> Any:

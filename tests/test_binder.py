@@ -66,7 +66,7 @@ def test_environment_files_agree_with_each_other_and_the_lock(lock):
     python = next(d.split("=", 1)[1] for d in root_conda if d.startswith("python="))
     assert f"Python {python}" in header, f"python={python}, but the lock says {header!r}"
     java = next(d.split("=", 1)[1] for d in root_conda if d.startswith("openjdk="))
-    assert int(java) >= MIN_JAVA, f"helpers.jvm needs Java {MIN_JAVA}+"
+    assert int(java) >= MIN_JAVA, f"helpers.platform.jvm needs Java {MIN_JAVA}+"
     assert "maven" in root_conda, "the embedded broker's jars are fetched with Maven"
     assert root_pip == ["-r requirements.txt"], "local conda installs take the Python packages from the lock"
     pins = lock

@@ -200,7 +200,7 @@ def test_workbook_points_spark_at_the_master(services):
 
 
 def test_workbook_environment_for_the_helpers(services):
-    """Check the variables helpers/config.py reads and the ports the learner opens."""
+    """Check the variables helpers/platform/config.py reads and the ports the learner opens."""
     env = _env(services["workbook"])
     volumes = {str(v).split(":")[1] for v in services["workbook"]["volumes"]}
     assert env["WORKBOOK_STATE"].startswith(tuple(volumes)), "state must live on the mounted repo"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from helpers.platform import doctor, jvm
 
 
@@ -51,6 +53,19 @@ def test_a_crashing_check_becomes_a_line(monkeypatch, capsys):
     assert not java.ok and "disk on fire" in java.detail
 
 
-def test_java_version_parsing():
+@pytest.mark.parametrize("output, expected", [
+    ('openjdk version "17.0.15" 2025-04-15\nOpenJDK Runtime Environment (build 17.0.15+6-Debian-1deb12u1)', (17, "17.0.15")),
+    ('java version "1.8.0_381"\nJava(TM) SE Runtime Environment (build 1.8.0_381-b09)', (8, "1.8.0_381")),
+    ('openjdk version "21" 2023-09-19', (21, "21")),
+    ('openjdk version "25-ea" 2025-09-16', (25, "25-ea")),
+    ('Picked up JAVA_TOOL_OPTIONS: -Xmx1g\nopenjdk version "11.0.2" 2019-01-15', (11, "11.0.2")),
+    ("bash: java: command not found", None),
+    ('openjdk version "garbage"', None),
+])
+def test_java_version_parsing(output, expected):
+    assert jvm.parse_java_version(output) == expected, f"{output!r}: expected {expected}"
+
+
+def test_the_installed_java_is_found_and_new_enough():
     found = jvm.java_version()
-    assert found is not None and found[0] >= 17
+    assert found is not None and found[0] >= jvm.MIN_JAVA, f"expected Java {jvm.MIN_JAVA}+, found {found}"

@@ -1,4 +1,4 @@
-"""helpers.grading (the learners' own tests, graded) and helpers.alerts (the course's alert sink)."""
+"""helpers.feedback.learner_tests (the learners' own tests, graded) and helpers.alerts (the course's alert sink)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from helpers.alerts import sink as alerts
 from helpers.alerts.webhook import LocalWebhook
-from helpers.feedback.learner_tests import check_learner_tests, collect_tests
+from helpers.feedback.learner_tests import check_learner_tests, collect_tests, run_my_tests
 
 
 def learner_namespace(test_sources: str) -> dict:
@@ -84,3 +84,17 @@ def test_alerts_are_posted_to_a_webhook_and_a_dead_webhook_does_not_raise(alert_
     alert = alerts.send_alert("lab04.gate", "still stored")
     assert alert.delivery.startswith("table, webhook failed")
     assert alerts.read_alerts("lab04.gate")[-1].message == "still stored"
+
+
+def test_run_my_tests_runs_every_test_and_prints_each_verdict(capsys):
+    ns = learner_namespace(GOOD_TESTS + "def test_wrong():\n    assert double(1) == 3, 'double(1) should be 3'\n")
+    assert run_my_tests(ns) is None
+    out = capsys.readouterr().out
+    assert "test_double_small: passed" in out and "test_double_negative: passed" in out, out
+    assert "test_wrong: FAILED (AssertionError: double(1) should be 3)" in out, out
+    assert "1 of 4 failed" in out, out
+
+
+def test_run_my_tests_without_tests_says_what_to_write(capsys):
+    run_my_tests(learner_namespace(""))
+    assert "no test_... functions yet" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Lab 02's plumbing (helpers.spark_tools, benchmarks.lab02) against a live local Spark session.
+"""Lab 02's plumbing (helpers.spark, benchmarks.lab02) against a live local Spark session.
 
 Lab 02's notebook reads its dataset size from ``WORKBOOK_LAB_ROWS`` (1M for learners; ``conftest.py``
 sets 200,000 rows for the whole test session).

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Embedded Airflow: one-time setup, an in-process DAG runner with results, and fault injection."""

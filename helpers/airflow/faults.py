@@ -2,7 +2,7 @@
 
 A retry demo needs a task that fails a known number of times and then succeeds; an alerting demo
 needs one that always fails. These callables read the running task's ``try_number`` from Airflow,
-so they behave the same in the embedded runner (``helpers.airflow.run_dag``) and in the
+so they behave the same in the embedded runner (``helpers.airflow.runner.run_dag``) and in the
 docker-compose Airflow, with no state kept between tries.
 
 Example::

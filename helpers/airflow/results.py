@@ -1,13 +1,10 @@
-"""TODO docstring (from helpers/airflow.py)."""
+"""What a DAG run did, as plain data: task states, every try, XComs and timings (:class:`DagRunResult`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class DagRunResult:
         return self.summary()
 
 
-def _as_utc(value: datetime | date | str | None) -> datetime:
+def as_utc(value: datetime | date | str | None) -> datetime:
     """Turn a logical date given as text, date or datetime into an aware UTC datetime."""
     if value is None:
         return datetime.now(timezone.utc)
@@ -80,13 +77,13 @@ def _as_utc(value: datetime | date | str | None) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _text(state: Any) -> str:
+def state_text(state: Any) -> str:
     """Return an Airflow state enum (or None) as plain text: ``"success"``, ``"none"``."""
     return str(getattr(state, "value", state) or "none")
 
 
-def _collect(dag_id: str, run_id: str, state: str, logical_date: datetime | None,
-             conf: dict[str, Any] | None) -> DagRunResult:
+def collect_result(dag_id: str, run_id: str, state: str, logical_date: datetime | None,
+                   conf: dict[str, Any] | None) -> DagRunResult:
     """Read the run's task instances, earlier tries and XComs back from the metadata DB."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.taskinstancehistory import TaskInstanceHistory
@@ -105,11 +102,11 @@ def _collect(dag_id: str, run_id: str, state: str, logical_date: datetime | None
         tries: dict[str, list[TaskTry]] = {}
         for old in sorted(rows(TaskInstanceHistory), key=lambda h: h.try_number):
             tries.setdefault(key(old.task_id, old.map_index), []).append(
-                TaskTry(old.try_number, _text(old.state), old.start_date, old.end_date))
+                TaskTry(old.try_number, state_text(old.state), old.start_date, old.end_date))
         tis = sorted(rows(TaskInstance), key=lambda ti: (ti.start_date is None, ti.start_date,
                                                          ti.task_id, ti.map_index))
         tasks = {key(ti.task_id, ti.map_index): TaskResult(
-            state=_text(ti.state), try_number=ti.try_number,
+            state=state_text(ti.state), try_number=ti.try_number,
             start_date=ti.start_date, end_date=ti.end_date, duration_s=ti.duration,
             earlier_tries=tuple(tries.get(key(ti.task_id, ti.map_index), ())))
             for ti in tis}

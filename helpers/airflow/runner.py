@@ -1,4 +1,9 @@
-"""TODO docstring (from helpers/airflow.py)."""
+"""Run one DAG in this process with ``dag.test()`` (no scheduler, no web server) and report what happened.
+
+:func:`run_dag` takes a DAG object or a DAG file, syncs it to the metadata DB (``dag.test()`` needs
+that for DAGs defined in a notebook) and returns a :class:`helpers.airflow.results.DagRunResult`;
+:func:`load_dag_file` and :func:`dag_import_errors` load DAG files the way the DAG processor does.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helpers.airflow.results import DagRunResult, _as_utc, _collect, _text
+from helpers.airflow.results import DagRunResult, as_utc, collect_result, state_text
 from helpers.airflow.setup import DAG_BUNDLE, setup_airflow
 from helpers.platform import config
 
@@ -90,11 +95,11 @@ def run_dag(dag_or_path: DAG | str | Path, *, dag_id: str | None = None,
         # updates each task's params in place: keep them, so the next run starts from the defaults.
         saved_params = {t.task_id: copy.deepcopy(t.params) for t in dag.tasks}
         try:
-            run = dag.test(logical_date=_as_utc(logical_date), run_conf=conf)
+            run = dag.test(logical_date=as_utc(logical_date), run_conf=conf)
         finally:
             for t in dag.tasks:
                 t.params = saved_params[t.task_id]
-    return _collect(dag.dag_id, run.run_id, _text(run.state), run.logical_date, conf)
+    return collect_result(dag.dag_id, run.run_id, state_text(run.state), run.logical_date, conf)
 
 
 class _WaitingForRetryFilter(logging.Filter):
@@ -126,9 +131,20 @@ def _warm_up_execution_api() -> None:
 
 
 def _pick_dag(dag_or_path: DAG | str | Path, dag_id: str | None) -> DAG:
-    """Return the DAG object itself, or the DAG ``dag_id`` (or the only one) of a file."""
+    """Return the DAG object itself, or the DAG ``dag_id`` (or the only one) of a file.
+
+    Raises:
+        TypeError: ``dag_or_path`` is neither a DAG nor a path (a DAG factory gets a hint to call it).
+    """
     if not isinstance(dag_or_path, (str, Path)):
-        return dag_or_path
+        if hasattr(dag_or_path, "dag_id") and hasattr(dag_or_path, "test"):
+            return dag_or_path
+        name = getattr(dag_or_path, "__name__", type(dag_or_path).__name__)
+        if callable(dag_or_path):
+            raise TypeError(f"run_dag needs a DAG (or a DAG file's path), got the function {name}: "
+                            f"call it first, e.g. run_dag({name}(...))")
+        raise TypeError(f"run_dag needs a DAG (or a DAG file's path), got {type(dag_or_path).__name__} "
+                        f"{dag_or_path!r:.60}")
     dags = load_dag_file(dag_or_path)
     if dag_id is not None:
         if dag_id not in dags:

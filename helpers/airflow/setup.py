@@ -1,4 +1,9 @@
-"""TODO docstring (from helpers/airflow.py)."""
+"""Embedded Airflow 3.3, set up once: environment, metadata DB (SQLite under ``AIRFLOW_HOME``), migration.
+
+Call :func:`setup_airflow` before anything imports ``airflow`` (the locked setup cell does): Airflow
+reads ``AIRFLOW_HOME`` and its database address once, when it is first imported. This module does
+not import ``airflow`` itself until one of its functions needs it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version as _dist_version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from helpers.platform import config
-
-if TYPE_CHECKING:
-    pass
-
 
 DAG_BUNDLE = "dags-folder"
 

@@ -1,6 +1,6 @@
 """The course's alert sink: a SQLite table a learner can query, plus an optional webhook.
 
-Failure callbacks (Lab 01), quality gates (Lab 04) and the capstone send their alerts here, so one
+Failure callbacks (Lab 01) and quality gates (Lab 04) send their alerts here, so one
 place shows every alert of the module. The table lives in ``<state>/alerts/alerts.db`` unless
 ``WORKBOOK_ALERTS_DB`` names another file. If ``WORKBOOK_ALERT_WEBHOOK`` is set (e.g. a Slack-style
 incoming webhook, or a local HTTP server), each alert is also POSTed there as JSON; a webhook that
@@ -63,13 +63,14 @@ def _connect() -> sqlite3.Connection:
 
 
 def _post(url: str, payload: dict[str, Any], timeout_s: float = 5.0) -> str:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    """POST ``payload`` as JSON; return what happened (a failure is a result here, never raised)."""
     try:
+        request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return f"webhook {response.status}"
-    except OSError as exc:  # URLError, HTTPError, timeouts, refused connections
-        return f"webhook failed: {exc}"
+    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts, refused, "unknown url type"
+        return f"webhook failed: {type(exc).__name__}: {exc}"
 
 
 def send_alert(source: str, message: str, *, severity: str = "error",
@@ -80,14 +81,15 @@ def send_alert(source: str, message: str, *, severity: str = "error",
         source: who raises it, e.g. ``"lab01.etl_orders.load"`` or ``"quality_gate"``.
         message: one human-readable line.
         severity: one of ``SEVERITIES``.
-        details: JSON-serialisable context (dag id, run id, failing expectations...).
+        details: context (dag id, run id, failing expectations...); values JSON cannot hold are stored
+            as their ``str()``.
 
     Returns:
         The stored alert.
     """
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, not {severity!r}")
-    details = details or {}
+    details = json.loads(json.dumps(details or {}, default=str))  # what the table keeps, e.g. str(datetime)
     created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     webhook = os.environ.get("WORKBOOK_ALERT_WEBHOOK", "").strip()
     delivery = "table"
@@ -97,7 +99,7 @@ def send_alert(source: str, message: str, *, severity: str = "error",
     with closing(_connect()) as conn, conn:
         cursor = conn.execute(
             "INSERT INTO alerts (created_at, source, severity, message, details, delivery) VALUES (?,?,?,?,?,?)",
-            (created_at, source, severity, message, json.dumps(details, default=str), delivery))
+            (created_at, source, severity, message, json.dumps(details), delivery))
         alert_id = int(cursor.lastrowid or 0)
     return Alert(alert_id, created_at, source, severity, message, details, delivery)
 

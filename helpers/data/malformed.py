@@ -1,4 +1,6 @@
-"""TODO docstring (from helpers/data.py)."""
+"""Broken input on purpose: CSV lines with too few or too many fields or non-numeric values, and JSON
+events with missing fields, wrong types or bad timestamps, for the labs' error handling.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Training data with known quality problems and known drift, for the data-quality lab (Lab 04) and
-the capstone's validation step (Lab 05).
+"""Training data with known quality problems and known drift, for the data-quality lab (Lab 04).
 
-One row per shopping session (the capstone predicts ``converted``), built from the course's
-e-commerce generator (:mod:`helpers.data`). :func:`make_batch` draws a clean batch, then injects
+One row per shopping session (with a ``converted`` label), built from the course's
+e-commerce generator (:mod:`helpers.data.ecommerce`). :func:`make_batch` draws a clean batch, then injects
 exactly what it is told to: each problem row gets one problem only, so the expected findings of a
 validator are known by construction and written to a manifest next to the CSV.
 

@@ -1,4 +1,8 @@
-"""TODO docstring (from helpers/spark_tools.py)."""
+"""Feedback on how a learner's Spark code is written, read from its source (AST), not its output.
+
+:func:`collect_calls` finds driver pulls (``collect``, ``toPandas``), :func:`udf_definitions` Python
+UDFs; :func:`code_feedback` turns both, and the plans of the outputs, into one short report.
+"""
 
 from __future__ import annotations
 

@@ -115,6 +115,33 @@ def run_tests(tests: Mapping[str, Callable[[], Any]], namespace: MutableMapping[
     return run
 
 
+def run_my_tests(namespace: Mapping[str, Any], prefix: str = "test_") -> None:
+    """Run the learner's own ``test_*`` functions on their own code and print one line per test.
+
+    For the "check your work" cells: every test runs (a failure does not hide the next one), and a
+    failing test prints its reason. Nothing is replaced; the graded cells use :func:`check_learner_tests`.
+
+    Args:
+        namespace: the notebook's ``globals()``.
+        prefix: the test-name prefix.
+    """
+    tests = collect_tests(namespace, prefix)
+    if not tests:
+        print(f"no {prefix}... functions yet: write them in the cell above (no arguments, one assert each)")
+        return
+    run = TestRun("your tests")
+    for name, test in tests.items():
+        try:
+            test()
+        except Exception as exc:  # noqa: BLE001 - any exception is a failing test
+            run.failed[name] = _reason(exc)
+            print(f"{name}: FAILED ({run.failed[name]})")
+        else:
+            run.passed.append(name)
+            print(f"{name}: passed")
+    print(run.line())
+
+
 def check_learner_tests(namespace: MutableMapping[str, Any], target: str, *,
                         broken: Mapping[str, Any], reference: Any = None, min_tests: int = 2,
                         prefix: str = "test_") -> LearnerTestReport:

@@ -4,7 +4,7 @@
 servers bound to every interface. So the same four parts are started here, with those log servers
 skipped (logs are read from local files anyway) and the API server bound to 127.0.0.1.
 
-The labs run DAGs in the notebook's own process (:func:`helpers.airflow.run_dag`); start the UI
+The labs run DAGs in the notebook's own process (:func:`helpers.airflow.runner.run_dag`); start the UI
 to look at DAG runs in a browser: ``make airflow-ui`` (``make stop`` stops it).
 """
 

@@ -41,13 +41,18 @@ def java_version(java: str | None = None) -> tuple[int, str] | None:
     if not java:
         return None
     out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r'version "([^"]+)"', out.stderr + out.stdout)
+    return parse_java_version(out.stderr + out.stdout)
+
+
+def parse_java_version(text: str) -> tuple[int, str] | None:
+    """Return ``(major, full version)`` from ``java -version`` output (``1.8.0_381`` is Java 8), or None."""
+    match = re.search(r'version "([^"]+)"', text)
     if not match:
         return None
     full = match.group(1)
     parts = full.split(".")
-    major = int(parts[1]) if parts[0] == "1" else int(re.sub(r"\D.*", "", parts[0]) or 0)
-    return major, full
+    digits = re.match(r"\d+", parts[1] if parts[0] == "1" and len(parts) > 1 else parts[0])
+    return (int(digits.group()), full) if digits else None
 
 
 def require_java() -> str:
@@ -75,7 +80,7 @@ def resolve_jars(pom: str, name: str) -> Path:
 
     Args:
         pom: file name of the pom in ``helpers/jvm``.
-        name: folder name under :func:`helpers.config.jars_dir` (include the version).
+        name: folder name under :func:`helpers.platform.config.jars_dir` (include the version).
 
     Returns:
         The folder holding the jars.

@@ -1,4 +1,12 @@
-"""TODO docstring (from helpers/kafka.py)."""
+"""The embedded Kafka broker: a real Apache Kafka 4.x in KRaft combined mode, started and stopped here.
+
+Jars come from Maven Central once (``helpers/platform/poms/kafka-broker.pom.xml``). The broker listens
+on 127.0.0.1 only, keeps its data and log under ``<state>/kafka`` and survives notebook restarts; stop
+it with ``make stop``. When ``KAFKA_BOOTSTRAP_SERVERS`` is set (docker-compose), nothing is started
+and every helper talks to that broker instead. The clients are in :mod:`helpers.kafka`.
+
+``python -m helpers.platform.kafka_broker --fetch-jars | --start | --stop | --status``.
+"""
 
 from __future__ import annotations
 

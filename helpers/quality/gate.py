@@ -1,4 +1,9 @@
-"""TODO docstring (from helpers/quality.py)."""
+"""The quality gate: validate a batch against a saved GX suite and pass or fail it, with reasons.
+
+``python -m helpers.quality gate DATA --suite SUITE.json [--threshold PCT] [--json OUT]`` exits 0 when
+the batch passes, 1 when it fails (the failing expectations are printed, by column) and 2 when the
+input cannot be used (missing file, unreadable suite, a column the suite checks is absent).
+"""
 
 from __future__ import annotations
 
@@ -90,18 +95,52 @@ def read_data(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite, threshold: float = 100.0,
+def percent(threshold: float | int | str) -> float:
+    """Return ``threshold`` as a float between 0 and 100 (``80``, ``80.0``, ``"80"`` and ``"80%"`` all work).
+
+    Raises:
+        GateInputError: not a number, or outside 0..100.
+    """
+    text = str(threshold).strip().removesuffix("%") if isinstance(threshold, str) else threshold
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise GateInputError(f"threshold should be a percentage such as 95 or '95', got {threshold!r}") from None
+    if not 0 <= value <= 100:
+        raise GateInputError(f"threshold is a percentage between 0 and 100, got {threshold!r}")
+    return value
+
+
+def suite_columns(suite: gx.ExpectationSuite) -> list[str]:
+    """Every column the suite's expectations name (``column``, ``column_A``/``column_B``, ``column_list``)."""
+    columns: list[str] = []
+    for expectation in suite.expectations:
+        kwargs = expectation.configuration.kwargs
+        for key in ("column", "column_A", "column_B"):
+            if isinstance(kwargs.get(key), str):
+                columns.append(kwargs[key])
+        columns += [c for c in kwargs.get("column_list") or [] if isinstance(c, str)]
+    return list(dict.fromkeys(columns))
+
+
+def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite, threshold: float | int | str = 100.0,
               data: str = "<DataFrame>") -> GateResult:
     """Validate ``df`` against ``suite`` and return the gate's verdict.
 
     Args:
         df: the batch.
         suite: a GX ``ExpectationSuite``.
-        threshold: percent of the suite's expectations that must pass (100: every one).
+        threshold: percent of the suite's expectations that must pass (100: every one); ``"80"`` works too.
         data: a label for reports (the file name).
+
+    Raises:
+        GateInputError: a bad threshold, or the batch lacks a column the suite checks (named).
     """
-    if not 0 <= threshold <= 100:
-        raise ValueError("threshold is a percentage between 0 and 100")
+    threshold = percent(threshold)
+    missing = [c for c in suite_columns(suite) if c not in df.columns]
+    if missing:
+        raise GateInputError(f"{data} has no column {', '.join(map(repr, missing))}, which the suite "
+                             f"{suite.name!r} checks; its columns are {list(df.columns)}")
     started = time.perf_counter()
     result = validate_dataframe(df, suite)
     stats = result.statistics
@@ -110,11 +149,12 @@ def run_suite(df: pd.DataFrame, suite: gx.ExpectationSuite, threshold: float = 1
                       failures=failures_of(result), seconds=time.perf_counter() - started)
 
 
-def run_gate(data_path: str | Path, suite_path: str | Path, threshold: float = 100.0) -> GateResult:
+def run_gate(data_path: str | Path, suite_path: str | Path, threshold: float | int | str = 100.0) -> GateResult:
     """Read a data file and a suite file, validate, and return the verdict (timed end to end).
 
     Raises:
-        GateInputError: the data or the suite cannot be read.
+        GateInputError: the data or the suite cannot be read, the threshold is not a percentage, or the
+            data lacks a column the suite checks.
     """
     started = time.perf_counter()
     suite = load_suite(suite_path)

@@ -1,4 +1,8 @@
-"""TODO docstring (from helpers/quality.py)."""
+"""Great Expectations 1.x plumbing: a file-backed project with data docs, suites saved as JSON, and
+validation of a DataFrame that names each failing expectation.
+
+GX is imported inside the functions (it takes seconds), so importing this module is instant.
+"""
 
 from __future__ import annotations
 
@@ -117,7 +121,7 @@ def load_suite(path: str | Path) -> gx.ExpectationSuite:
 
     path = Path(path)
     if not path.is_file():
-        raise GateInputError(f"suite file {path} does not exist (save one with helpers.quality.save_suite)")
+        raise GateInputError(f"suite file {path} does not exist (save one with helpers.quality.suites.save_suite)")
     active_context()
     try:
         data = json.loads(path.read_text())

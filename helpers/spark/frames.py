@@ -1,4 +1,6 @@
-"""TODO docstring (from helpers/spark_tools.py)."""
+"""Small Spark data helpers for the labs: events frames from tuples, a raw CSV with broken lines, and
+what a partitioned Parquet output looks like on disk.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def inspect_partitioned_parquet(spark: SparkSession, path: str | Path, column: s
 def ensure_malformed_csv(clean_parquet: str | Path, out: str | Path, n_bad: int, seed: int = 0) -> Path:
     """Write (once) a CSV copy of an events Parquet file with ``n_bad`` lines that cannot be parsed.
 
-    The broken lines are those of :func:`helpers.data.write_malformed_csv` (too few or too many
+    The broken lines are those of :func:`helpers.data.malformed.write_malformed_csv` (too few or too many
     fields, text in a numeric column, an unparseable timestamp). A second call with the same
     arguments returns at once.
 

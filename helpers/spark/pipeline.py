@@ -1,4 +1,8 @@
-"""TODO docstring (from helpers/spark_tools.py)."""
+"""Time Spark work honestly: settings that are put back, outputs forced to run, wall time per output.
+
+    >>> with spark_conf(spark, {"spark.sql.shuffle.partitions": "4"}):   # doctest: +SKIP
+    ...     run = run_pipeline(my_pipeline, spark, paths)                    # forces every output
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (from helpers/spark_tools.py)."""
+"""Read a DataFrame's physical plan: its text, its operators, Python UDF nodes and partition count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""TODO docstring (from helpers/consumer_group.py)."""
+"""Real consumer-group members: one process each, started, stopped (SIGTERM) and killed (SIGKILL) by name.
+
+``python -m helpers.streaming.group --topic T --group G --out O --dlq D --name w1`` is one member:
+:func:`helpers.streaming.stream.run_stream` in its own process (commit after processing), named ``w1``
+in the group (its ``client_id``). A member's processing function is ``module:function`` taking the raw
+value and returning ``[(key, value), ...]`` (default :func:`echo_event`).
+"""
 
 from __future__ import annotations
 

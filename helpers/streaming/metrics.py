@@ -1,4 +1,8 @@
-"""TODO docstring (from helpers/streaming.py)."""
+"""Prometheus metrics for a stream: events, errors, DLQ messages, latency and lag, in a per-run registry.
+
+:class:`StreamMetrics` serves its registry over HTTP with ``prometheus_client``; :func:`scrape` reads
+any Prometheus text endpoint back into ``{sample name: value}``.
+"""
 
 from __future__ import annotations
 

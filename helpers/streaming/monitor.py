@@ -1,4 +1,4 @@
-"""TODO docstring (from helpers/consumer_group.py)."""
+"""Watch a consumer group from a thread: lag per partition and which member owns which partition."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import threading
 import time
 from typing import Any
 
-from helpers.kafka.clients import ADMIN_BOUNDS
-from helpers.platform.config import kafka_bootstrap_servers
+from helpers.kafka.admin import admin_client, consumer_lag, describe_group
 
 
 class GroupMonitor:
@@ -20,31 +19,17 @@ class GroupMonitor:
         self._thread: threading.Thread | None = None
         self.t0 = time.monotonic()
 
-    def sample(self, admin: Any) -> dict[str, Any]:
-        """Take one sample with ``admin``: ``{"t", "lag": {p: n}, "owners": {p: member}}``."""
-        from kafka import TopicPartition
-        from kafka.admin import OffsetSpec
-
-        parts = [p["partition_index"] for t in admin.describe_topics([self.topic]) for p in t["partitions"]]
-        ends = admin.list_partition_offsets({TopicPartition(self.topic, p): OffsetSpec.LATEST for p in parts})
-        done = admin.list_group_offsets({self.group_id: None}).get(self.group_id, {})
-        committed = {tp.partition: m.offset for tp, m in done.items() if tp.topic == self.topic and m.offset >= 0}
-        lag = {tp.partition: max(0, info.offset - committed.get(tp.partition, 0)) for tp, info in ends.items()}
-        owners: dict[int, str] = {}
-        group = admin.describe_groups([self.group_id]).get(self.group_id, {})
-        for member in group.get("members", []) or []:
-            for assigned in (member.get("member_assignment") or {}).get("assigned_partitions", []):
-                if assigned["topic"] == self.topic:
-                    for p in assigned["partitions"]:
-                        owners[p] = member["client_id"]
-        return {"t": time.monotonic() - self.t0, "lag": dict(sorted(lag.items())), "owners": owners,
-                "state": group.get("group_state")}
+    def sample(self, admin: Any = None) -> dict[str, Any]:
+        """Take one sample (with ``admin`` if given): ``{"t", "lag": {p: n}, "owners": {p: member}, "state"}``."""
+        lag = consumer_lag(self.group_id, self.topic, admin)
+        group = describe_group(self.group_id, admin, topic=self.topic)
+        owners = {p: member for member, parts in group["members"].items() for p in parts}
+        return {"t": time.monotonic() - self.t0, "lag": lag, "owners": owners, "state": group["state"]}
 
     def _run(self) -> None:
-        from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers(), **ADMIN_BOUNDS)
+        admin = admin_client()
         try:
             while not self._stop.is_set():
                 try:

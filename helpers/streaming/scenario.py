@@ -1,4 +1,9 @@
-"""TODO docstring (from helpers/consumer_group.py)."""
+"""A consumer-group scenario on the live broker: send at a fixed rate while members start, stop and die.
+
+:func:`run_scenario` plays a schedule ("start w2 at 3 s, kill w1 at 8 s, ...") while
+:func:`produce_at_rate` sends, waits until every event is processed, and returns a :class:`ScenarioRun`
+for a chart (:func:`helpers.viz.plot_scenario`) and an audit (lost or duplicated events).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""TODO docstring (from helpers/streaming.py)."""
+"""The bounded stream loop: consume, process, produce, commit after each batch; poison goes to a DLQ.
+
+:func:`run_stream` is at-least-once: outputs are acknowledged before their input's offset is
+committed. A message that ``process`` cannot handle (:class:`PoisonMessage`, any exception, or
+outputs that are not ``(str key, value)`` pairs) goes unchanged to the dead-letter topic with its
+reason in the headers; the loop goes on.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,6 @@ from helpers.platform.config import kafka_bootstrap_servers
 from helpers.streaming.metrics import StreamMetrics
 
 Output = tuple[str | None, Any]
-
-
 """What a processing function emits: ``(key, JSON-serialisable value)``."""
 
 
@@ -65,6 +69,24 @@ class StreamStats:
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+class BadOutput(TypeError):
+    """``process`` returned something that is not a list of ``(str or None key, value)`` pairs."""
+
+
+def _payloads(outputs: Iterable[Any]) -> list[tuple[bytes | None, bytes]]:
+    """Encode ``process``'s outputs, or raise :class:`BadOutput` naming the first bad one."""
+    payloads = []
+    for output in outputs:
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise BadOutput(f"expected (key, value) pairs, got {output!r:.80}")
+        key, value = output
+        if key is not None and not isinstance(key, str):
+            raise BadOutput(f"an output key must be a str or None, got {type(key).__name__} {key!r:.40}; "
+                            "use str(...) on it")
+        payloads.append((key.encode() if key is not None else None, _json_bytes(value)))
+    return payloads
 
 
 def run_stream(process: Callable[[bytes], Iterable[Output] | None], source_topic: str, *, group_id: str,
@@ -157,10 +179,11 @@ def _process_one(process: Callable, msg: Any, producer: Any, sink_topic: str, dl
     stats.consumed += 1
     t0 = time.perf_counter()
     try:
-        outputs = list(process(msg.value) or [])
-        payloads = [(key, _json_bytes(value)) for key, value in outputs]
+        payloads = _payloads(process(msg.value) or [])
     except PoisonMessage as exc:
         reason, detail = exc.reason, exc.detail or str(exc)
+    except BadOutput as exc:
+        reason, detail = "bad_output", str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug on one message must not stop the pipeline
         reason, detail = "processing_error", f"{type(exc).__name__}: {exc}"
     else:
@@ -169,8 +192,7 @@ def _process_one(process: Callable, msg: Any, producer: Any, sink_topic: str, dl
             metrics.emitted.inc(len(payloads))
             metrics.latency.observe(time.perf_counter() - t0)
         stats.emitted += len(payloads)
-        return [producer.send(sink_topic, key=key.encode() if key is not None else None, value=value)
-                for key, value in payloads]
+        return [producer.send(sink_topic, key=key, value=value) for key, value in payloads]
     stats.dead_lettered += 1
     stats.reasons[reason] += 1
     if metrics is not None:

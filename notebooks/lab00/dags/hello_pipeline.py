@@ -2,7 +2,7 @@
 
 Two tasks written with the TaskFlow API: ``extract_orders`` returns a few orders and
 ``summarise_orders`` receives them (Airflow passes the value through an XCom) and returns a summary.
-The notebook runs it with ``helpers.airflow.run_dag("dags/hello_pipeline.py")``.
+The notebook runs it with ``helpers.airflow.runner.run_dag("dags/hello_pipeline.py")``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Lab 04: a pipeline that refuses a bad batch.
 
 ``quality_gate`` validates the batch file named in the run's configuration with a saved expectation
-suite (``helpers.quality.run_gate``, the same check as ``python -m helpers.quality gate``). If too few
+suite (``helpers.quality.gate.run_gate``, the same check as ``python -m helpers.quality gate``). If too few
 expectations pass, the task fails with the failing expectations in its error, ``publish_batch`` never
 runs, the run is marked failed, and the failure callback sends an alert to the course alert sink
 (``helpers.alerts``). Run it from the notebook with::
@@ -61,7 +61,7 @@ def lab04_quality_gate():
 
     @task
     def publish_batch(gate: dict) -> str:
-        """Hand the validated batch to the next step (here: report it; Lab 05 trains on it)."""
+        """Hand the validated batch to the next step (here: report it)."""
         return f"published {gate['rows']:,} rows of {gate['data']}"
 
     publish_batch(quality_gate())
