@@ -50,6 +50,12 @@ _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
+# pyspark.sql.connect (imported by Great Expectations) exits the process when __main__ has neither
+# __spec__ nor __file__, taking that for a doctest run; an xdist worker's __main__ (execnet) has neither.
+_MAIN = sys.modules["__main__"]
+if _WORKER and getattr(_MAIN, "__spec__", None) is None and not hasattr(_MAIN, "__file__"):
+    _MAIN.__file__ = "<pytest-xdist worker>"
+
 # Airflow reads its configuration when first imported: set it before any test module imports airflow.
 from helpers.airflow.setup import configure_airflow_env  # noqa: E402  (after the environment above)
 

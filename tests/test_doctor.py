@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers.platform import doctor, jvm
@@ -40,7 +42,8 @@ def test_port_taken_names_the_process(monkeypatch, tmp_path):
         sock.listen()
         monkeypatch.setenv("WORKBOOK_KAFKA_PORT", str(sock.getsockname()[1]))
         check = doctor.check_ports()
-    assert not check.ok and "python" in check.detail and "WORKBOOK_KAFKA_PORT" in check.hint
+    assert not check.ok and f"pid {os.getpid()}" in check.detail and "WORKBOOK_KAFKA_PORT" in check.hint, (
+        f"expected the port's owner (this process, pid {os.getpid()}) named with a hint, got {check}")
 
 
 def test_a_crashing_check_becomes_a_line(monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -73,12 +74,13 @@ def test_second_broker_start_stop_leaves_nothing(tmp_path, monkeypatch, kafka_br
     """A broker in a fresh state folder: formatted on first start, stopped cleanly, no process left."""
     monkeypatch.setenv("WORKBOOK_JARS", str(config.jars_dir()))  # reuse the resolved jars
     monkeypatch.setenv("WORKBOOK_STATE", str(tmp_path / "state"))
-    monkeypatch.setenv("WORKBOOK_KAFKA_PORT", "29092")
+    port = free_port_pair()
+    monkeypatch.setenv("WORKBOOK_KAFKA_PORT", str(port))
     t0 = time.perf_counter()
     servers = start_broker(timeout=60)
     print(f"fresh broker ready in {time.perf_counter() - t0:.1f} s")
     try:
-        assert servers == "127.0.0.1:29092"
+        assert servers == f"127.0.0.1:{port}"
         assert (tmp_path / "state" / "kafka" / "data" / "meta.properties").exists()
         status = broker_status()
         assert status["reachable"] and status["mode"] == "embedded"
@@ -90,9 +92,20 @@ def test_second_broker_start_stop_leaves_nothing(tmp_path, monkeypatch, kafka_br
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert broker_status()["reachable"] is False
     assert stop_broker() is False  # stopping twice is fine
-    # the session's broker on the default port is untouched
+    # the suite's broker is untouched
     monkeypatch.undo()
     assert is_reachable(kafka_broker)
+
+
+def free_port_pair() -> int:
+    """A free port whose neighbour (the controller's, port + 1) is free too."""
+    from helpers.platform.ports import free_port, port_in_use
+
+    for _ in range(50):
+        port = free_port()
+        if port < 65535 and not port_in_use(port + 1):
+            return port
+    raise RuntimeError("no two neighbouring free ports on 127.0.0.1")
 
 
 def test_port_taken_by_another_process_is_named(tmp_path, monkeypatch):
@@ -104,7 +117,7 @@ def test_port_taken_by_another_process_is_named(tmp_path, monkeypatch):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         monkeypatch.setenv("WORKBOOK_KAFKA_PORT", str(sock.getsockname()[1]))
-        with pytest.raises(RuntimeError, match=r"already taken by .*python"):
+        with pytest.raises(RuntimeError, match=rf"already taken by .*pid {os.getpid()}"):
             start_broker(timeout=5)
 
 
