@@ -14,8 +14,9 @@ GRADES_OUT  ?= .state/course/grades
 PYTEST_ARGS ?=
 LAB_PORT    ?= 8888
 JOBS        ?= 2
-# The suite runs on JOBS pytest-xdist workers; a lab's grading tests stay together on one worker.
-PYTEST_XDIST = -n $(JOBS) --dist loadgroup
+# The suite runs on JOBS pytest-xdist workers; loadscope keeps a test class (one lab's grading) or a
+# module on one worker. (loadgroup would be finer, but with pytest 9.2 it silently stops grouping.)
+PYTEST_XDIST = -n $(JOBS) --dist loadscope
 
 # nbgrader shells out to `alembic`, Jupyter to its kernels: the environment's bin comes first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
