@@ -68,7 +68,8 @@ def test_environment_files_agree_with_each_other_and_the_lock(lock):
     java = next(d.split("=", 1)[1] for d in root_conda if d.startswith("openjdk="))
     assert int(java) >= MIN_JAVA, f"helpers.platform.jvm needs Java {MIN_JAVA}+"
     assert "maven" in root_conda, "the embedded broker's jars are fetched with Maven"
-    assert root_pip == ["-r requirements.txt"], "local conda installs take the Python packages from the lock"
+    assert root_pip == ["-r requirements.txt", "-e ."], (
+        f"local conda installs take the Python packages from the lock, then the workbook's package; got {root_pip}")
     pins = lock
     for line in root_pip + binder_pip:
         if "==" in line:
@@ -76,6 +77,7 @@ def test_environment_files_agree_with_each_other_and_the_lock(lock):
             key = re.sub(r"[-_.]+", "-", name.strip()).lower()
             assert pins.get(key) == version.strip(), f"{line!r} differs from requirements.txt"
     assert "python -m pip install --no-cache-dir -r requirements.txt" in _commands(BINDER / "postBuild")
+    assert "python -m pip install --no-cache-dir --no-deps -e ." in _commands(BINDER / "postBuild")
 
 
 def _stub_python(tmp: Path) -> tuple[dict[str, str], Path]:
