@@ -6,6 +6,7 @@ thread sampling every half second keeps one open: :class:`helpers.streaming.moni
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,8 +34,12 @@ def admin_session(admin: Any = None) -> Iterator[Any]:
         own.close()
 
 
-def ensure_topic(name: str, partitions: int = 1) -> None:
-    """Create ``name`` with ``partitions`` partitions unless it already exists."""
+def ensure_topic(name: str, partitions: int = 1, timeout_s: float = 10.0) -> None:
+    """Create ``name`` with ``partitions`` partitions unless it exists; return once the broker lists it.
+
+    Raises:
+        TimeoutError: the topic was created but is still not in the cluster's metadata after ``timeout_s``.
+    """
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -43,6 +48,11 @@ def ensure_topic(name: str, partitions: int = 1) -> None:
             admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         except TopicAlreadyExistsError:
             pass
+        deadline = time.monotonic() + timeout_s
+        while name not in admin.list_topics():  # metadata catches up a moment after the create
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {name!r} was created but the broker did not list it within {timeout_s} s")
+            time.sleep(0.05)
 
 
 def describe_topic(name: str) -> dict[str, Any]:
