@@ -22,7 +22,7 @@ PYTEST_XDIST = -n $(JOBS) --dist loadscope
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install lab test check services airflow-ui stop status doctor release grade bench data fixtures clean
+.PHONY: help install lab test check student-copy services airflow-ui stop status doctor release grade bench data fixtures clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ test: install ## Run the whole test suite against live services, in its own stat
 	$(PY) -m pytest tests $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 check: install ## The fast tier: every test but the notebook executions (for iteration)
-	$(PY) -m pytest tests -m "not notebook" $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not notebook and not slow" $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 services: install ## Start the embedded services (Kafka broker; Spark connector; Airflow DB)
 	$(PY) -m helpers.platform.services start
@@ -67,6 +67,10 @@ release: install ## Write the student versions of every lab into .state/course/r
 grade: install ## Autograde every submission in SUBMISSIONS=folder; grades CSV + feedback
 	$(PY) -m autograder.grade $(SUBMISSIONS) --out $(GRADES_OUT)
 
+student-copy: install ## Build the learners' copy of the workbook into DEST=folder (no solution, test or grader)
+	@test -n "$(DEST)" || { echo "usage: make student-copy DEST=../module05-student" >&2; exit 2; }
+	$(PY) -m autograder.student_copy "$(DEST)"
+
 bench: install services ## Print benchmark figures (start-up, generation, DAG run, ...)
 	$(PY) -m benchmarks
 
@@ -76,5 +80,5 @@ data: install ## Generate the default 1M-row dataset into data/generated (cached
 fixtures: install ## Regenerate the small committed fixtures in data/fixtures
 	$(PY) -m helpers.data --fixtures
 
-clean: stop ## Remove generated state (keeps .venv and the jar cache)
-	rm -rf .state/kafka .state/airflow .state/course .state/spark data/generated .test-state
+clean: stop ## Remove services' state, generated data and the suite's state (never .state/course: your work, grades)
+	rm -rf .state/kafka .state/airflow .state/spark data/generated .test-state

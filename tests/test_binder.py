@@ -127,9 +127,10 @@ def scratch_repo(tmp_path: Path) -> Path:
     """A copy of what postBuild needs, one source lab, and the instructor-only folders."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for folder in ("helpers", "autograder", "binder"):
+    for folder in ("helpers", "autograder", "binder", "data/fixtures"):
         shutil.copytree(REPO_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO_ROOT / "requirements.txt", repo)
+    for name in ("requirements.txt", "pyproject.toml", "environment.yml", "data/README.md"):
+        shutil.copy2(REPO_ROOT / name, repo / name)
     lab = repo / "notebooks" / "labx"
     (lab / "dags").mkdir(parents=True)
     nbformat.write(_lab_notebook(), lab / "labx.ipynb")
@@ -163,6 +164,8 @@ def test_post_build_leaves_learners_student_notebooks_only(scratch_repo):
     for gone in (".git", "tests", ".ci", "autograder", ".state/course"):
         assert not (scratch_repo / gone).exists(), f"{gone} could reveal the answers; postBuild must delete it"
     assert (scratch_repo / "helpers").is_dir() and (scratch_repo / "binder" / "start").is_file()
+    assert "make lab" in (scratch_repo / "README.md").read_text(), "the learners' README replaces the instructors'"
+    assert "student-copy" not in (scratch_repo / "Makefile").read_text(), "the learners' Makefile replaces the instructors'"
     leaks = [p for p in scratch_repo.rglob("*") if p.is_file() and b"SECRET-" in p.read_bytes()]
     assert not leaks, f"solutions left in the image: {leaks}"
 
@@ -182,7 +185,8 @@ def test_post_build_refuses_a_solution_left_in_a_lab_file(scratch_repo):
     dag.write_text("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\n")
     done, _ = _post_build(scratch_repo)
     assert done.returncode != 0
-    assert "dags/etl.py" in done.stdout and "still hold solutions" in done.stderr
+    assert "notebooks/labx/dags/etl.py: ### BEGIN SOLUTION" in done.stderr, done.stderr
+    assert "would show solutions or hidden tests" in done.stderr, done.stderr
 
 
 def test_start_launches_the_broker_and_runs_the_server(tmp_path):

@@ -36,8 +36,11 @@ def lab_command(port: int, token: str, root: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("LAB_PORT", 8888)))
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the folder of notebooks to serve (default: the released notebooks, "
+                             "<course>/release; the learners' copy serves its notebooks/)")
     args = parser.parse_args(argv)
-    root = release_dir()
+    root = (args.root or release_dir()).resolve()
     if not any(root.glob("*/*.ipynb")):
         print(f"No student notebooks in {root}: run `make release` first.", file=sys.stderr)
         return 1
