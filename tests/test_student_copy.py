@@ -41,7 +41,7 @@ def meta(cell) -> dict:
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a learner's shell: none of the suite's WORKBOOK_/AIRFLOW_ settings."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WORKBOOK_", "AIRFLOW", "KAFKA_BOOTSTRAP", "PYTEST_", "VIRTUAL_ENV"))}
+           if not k.startswith(("WORKBOOK_", "AIRFLOW", "KAFKA_BOOTSTRAP", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     return {**env, **extra}
 
@@ -187,7 +187,7 @@ def test_the_copys_make_lab_serves_its_notebooks_and_lab00_runs_end_to_end(stude
         assert "00_environment_check.ipynb" in names, f"expected JupyterLab to serve notebooks/lab00, got {names}"
 
         solved = _solved_copy(student_copy)
-        run = subprocess.run([str(venv / "bin" / "python"), "-m", "jupyter", "nbconvert", "--to", "notebook",
+        run = subprocess.run([str(venv / "bin" / "python"), "-m", "nbconvert", "--to", "notebook",
                               "--execute", "--ExecutePreprocessor.timeout=300", "--output",
                               str(tmp_path / "executed.ipynb"), str(solved)],
                              cwd=solved.parent, env=env, capture_output=True, text=True, timeout=900)

@@ -23,7 +23,7 @@ def release_dir() -> Path:
 
 def lab_command(port: int, token: str, root: Path) -> list[str]:
     """Return the command that serves JupyterLab on ``127.0.0.1:port`` with ``token`` over ``root``."""
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={root}"]
     for extension in INSTRUCTOR_EXTENSIONS:  # learners need none of them; they only log errors here
