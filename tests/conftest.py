@@ -37,6 +37,11 @@ os.environ.update({
     "WORKBOOK_ALERTS_DB": str(TEST_STATE / "alerts" / f"alerts{_SUFFIX}.db"),
 })
 os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
+# The suite's events API (Lab 05) sits next to its broker (which uses port and port + 1), serving a
+# smaller dataset than the learner's default; WORKBOOK_API_PORT still wins.
+os.environ.setdefault("WORKBOOK_API_PORT", str(int(os.environ["WORKBOOK_KAFKA_PORT"]) + 2))
+os.environ.setdefault("WORKBOOK_API_ROWS", "30000")
+os.environ.setdefault("WORKBOOK_API_DAYS", "3")
 for _derived in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
     os.environ.pop(_derived, None)  # derived from AIRFLOW_HOME below (an xdist worker inherits the controller's)
 os.environ.pop("WORKBOOK_ALERT_WEBHOOK", None)  # a learner's real webhook gets no test alerts
@@ -93,11 +98,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Controller only: the learner's folders are as they were; the suite's own broker is stopped."""
     if not _is_controller(session.config) or _BEFORE not in session.config.stash:
         return
-    from helpers.platform.config import external_kafka
+    from helpers.api.server import stop_api
+    from helpers.platform.config import external_api, external_kafka
     from helpers.platform.kafka_broker import stop_broker
 
     if not external_kafka():
         stop_broker()  # the suite's broker (in TEST_STATE, on its own port): never the learner's
+    if not external_api():
+        stop_api()  # likewise the suite's events API
     existed, before = session.config.stash[_BEFORE]
     after = learner_files()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
@@ -133,6 +141,18 @@ def kafka_broker() -> str:
     from helpers.platform.kafka_broker import start_broker
 
     return start_broker()
+
+
+@pytest.fixture(scope="session")
+def events_api() -> str:
+    """The suite's live events API (Lab 05): the embedded one in the test state, or ``WORKBOOK_API_URL``.
+
+    It serves ``WORKBOOK_API_ROWS`` events over ``WORKBOOK_API_DAYS`` days (30,000 over 3 under test)
+    and is stopped when the whole run ends; with xdist the workers share it.
+    """
+    from helpers.api.server import start_api
+
+    return start_api()
 
 
 @pytest.fixture(scope="session")

@@ -271,3 +271,24 @@ def test_workbook_serves_the_student_notebooks(services):
     assert "autograder.release" in command, "release the student notebooks before starting JupyterLab"
     assert "root_dir=/workbook/.state/course/release" in command, (
         "JupyterLab's root must be the release folder: /workbook/notebooks holds the solutions")
+
+
+def test_events_api_serves_the_helpers_app_where_clients_look(services):
+    """Check that `api` runs the helpers' FastAPI app with uvicorn and that its clients find it."""
+    import importlib
+
+    api = services["api"]
+    command = api["command"]
+    assert command[0] == "uvicorn" and "--factory" in command, "serve the app factory with uvicorn"
+    module, _, factory = command[1].partition(":")
+    assert callable(getattr(importlib.import_module(module), factory, None)), f"{command[1]} is no factory"
+    port = int(command[command.index("--port") + 1])
+    assert command[command.index("--host") + 1] == "0.0.0.0", "bind every interface inside the container"
+    assert api["image"] == services["workbook"]["image"], "run the notebook image (same helpers, same lock)"
+    assert port in _published(api), f"publish the API's port {port} for programs on the laptop"
+    assert "healthcheck" in api, "the notebook waits for the API's health"
+    token = _env(api)["WORKBOOK_API_TOKEN"]
+    for name in ("workbook", "airflow-scheduler"):
+        env = _env(services[name])
+        assert env.get("WORKBOOK_API_URL") == f"http://api:{port}", f"{name} must reach the API at api:{port}"
+        assert env.get("WORKBOOK_API_TOKEN") == token, f"{name} must send the token the API expects"

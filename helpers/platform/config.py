@@ -13,6 +13,10 @@ network: these are plain functions, evaluated when called.
 | ``AIRFLOW_HOME``          | ``<state>/airflow``                  | Airflow helpers    |
 | ``WORKBOOK_JARS``         | ``<state>/jars``                     | Maven jar cache    |
 | ``WORKBOOK_COURSE``       | ``<state>/course``                   | nbgrader steps     |
+| ``WORKBOOK_API_PORT``     | ``19080``                            | embedded events API|
+| ``WORKBOOK_API_URL``      | embedded API, ``http://127.0.0.1:19080`` | extract clients |
+| ``WORKBOOK_API_TOKEN``    | ``module05-local-token``             | events API auth    |
+| ``WORKBOOK_CAPSTONE``     | ``<state>/capstone``                 | Lab 05 data, models|
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 """The workbook's root folder (the one holding ``helpers/`` and ``notebooks/``)."""
 
 DEFAULT_KAFKA_PORT = 19092
+DEFAULT_API_PORT = 19080
+DEFAULT_API_TOKEN = "module05-local-token"  # a local, 127.0.0.1-only service: not a secret
 
 
 def state_dir() -> Path:
@@ -82,3 +88,30 @@ def data_dir() -> Path:
 def fixtures_dir() -> Path:
     """Return the folder of small committed fixtures used by tests."""
     return REPO_ROOT / "data" / "fixtures"
+
+
+def api_port() -> int:
+    """Return the port of the embedded events API (Lab 05's extract source)."""
+    return int(os.environ.get("WORKBOOK_API_PORT", DEFAULT_API_PORT))
+
+
+def external_api() -> str | None:
+    """Return ``WORKBOOK_API_URL`` when the events API runs elsewhere (docker-compose's ``api``)."""
+    value = os.environ.get("WORKBOOK_API_URL", "").strip().rstrip("/")
+    return value or None
+
+
+def api_url() -> str:
+    """Return the events API's base URL: ``WORKBOOK_API_URL`` or the embedded one on 127.0.0.1."""
+    return external_api() or f"http://127.0.0.1:{api_port()}"
+
+
+def api_token() -> str:
+    """Return the bearer token the events API expects (``WORKBOOK_API_TOKEN``)."""
+    return os.environ.get("WORKBOOK_API_TOKEN", "").strip() or DEFAULT_API_TOKEN
+
+
+def capstone_dir() -> Path:
+    """Return Lab 05's folder for snapshots, features and models (``WORKBOOK_CAPSTONE`` or ``<state>/capstone``)."""
+    value = os.environ.get("WORKBOOK_CAPSTONE", "").strip()
+    return Path(value).resolve() if value else state_dir() / "capstone"

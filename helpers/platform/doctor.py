@@ -142,9 +142,26 @@ def check_airflow() -> Check:
                  "(or helpers.airflow.setup.setup_airflow() in a cell)")
 
 
+def check_api() -> Check:
+    """Lab 05's events API: the embedded one (started by ``make services``) or ``WORKBOOK_API_URL``."""
+    from helpers.api.server import api_status
+
+    info = api_status()
+    if info["reachable"]:
+        rows = info.get("health", {}).get("rows", "?")
+        return Check("api", True, f"{info['url']} answers ({info['mode']}, {rows:,} events)"
+                     if isinstance(rows, int) else f"{info['url']} answers ({info['mode']})")
+    if info["mode"] == "external":
+        return Check("api", False, f"WORKBOOK_API_URL={info['url']} does not answer",
+                     "is the container up (`docker compose ps api`)? Unset it to use the embedded API")
+    return Check("api", False, f"no events API on {info['url']}",
+                 "run `make services` (or helpers.api.server.start_api() in a cell); "
+                 "WORKBOOK_API_PORT picks another port")
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "python": check_python, "java": check_java, "maven": check_maven, "memory": check_memory, "ports": check_ports,
-    "kafka": check_kafka, "spark": check_spark, "airflow": check_airflow,
+    "kafka": check_kafka, "spark": check_spark, "airflow": check_airflow, "api": check_api,
 }
 
 
@@ -152,14 +169,14 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
     """Check the machine and the given services; print one line per check.
 
     Args:
-        services: which of ``kafka``, ``spark``, ``airflow`` to check (the base checks always run).
+        services: which of ``kafka``, ``spark``, ``airflow``, ``api`` to check (the base checks always run).
         quiet: return the results without printing.
 
     Returns:
         The checks, in order. ``all(c.ok for c in result)`` means ready.
     """
     names = ["python", "java", "maven", "memory"] + (["ports"] if "kafka" in services else [])
-    names += [s for s in ("kafka", "spark", "airflow") if s in services]
+    names += [s for s in ("kafka", "spark", "airflow", "api") if s in services]
     results = []
     for name in names:
         try:

@@ -12,7 +12,7 @@ import time
 
 
 def start(what: str = "all") -> dict[str, float]:
-    """Start the services named by ``what`` (``kafka``, ``airflow``, ``spark``, ``all``, or
+    """Start the services named by ``what`` (``kafka``, ``api``, ``airflow``, ``spark``, ``all``, or
     ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need).
 
     Returns:
@@ -27,6 +27,13 @@ def start(what: str = "all") -> dict[str, float]:
         servers = start_broker()
         timings["kafka"] = time.perf_counter() - t0
         print(f"kafka    ready on {servers} in {timings['kafka']:.1f} s", flush=True)
+    if what in ("api", "all"):
+        from helpers.api.server import start_api
+
+        t0 = time.perf_counter()
+        url = start_api()
+        timings["api"] = time.perf_counter() - t0
+        print(f"api      events API ready on {url} in {timings['api']:.1f} s", flush=True)
     if what in ("spark", "all"):
         t0 = time.perf_counter()
         jars = spark.connector_jars()
@@ -50,11 +57,13 @@ def start(what: str = "all") -> dict[str, float]:
 
 
 def stop() -> None:
-    """Stop every embedded service that runs in the background (the broker, the Airflow UI)."""
+    """Stop every embedded service that runs in the background (the broker, the API, the Airflow UI)."""
+    from helpers.api.server import stop_api
     from helpers.platform import airflow_ui
     from helpers.platform.kafka_broker import stop_broker
 
     print("kafka    stopped" if stop_broker() else "kafka    was not running")
+    print("api      stopped" if stop_api() else "api      was not running")
     if airflow_ui.stop_standalone():
         print("airflow  UI stopped")
 
@@ -68,6 +77,11 @@ def status() -> int:
     state = "up" if info["reachable"] else "down"
     pid = f" pid {info['pid']}" if info["pid"] else ""
     print(f"kafka    {state} ({info['mode']}, {info['bootstrap_servers']}{pid})")
+    from helpers.api.server import api_status
+
+    api = api_status()
+    api_pid = f" pid {api['pid']}" if api["pid"] else ""
+    print(f"api      {'up' if api['reachable'] else 'down'} ({api['mode']}, {api['url']}{api_pid})")
     print(f"spark    in-process, master {spark_master()}")
     from helpers.platform.airflow_ui import standalone_pid
 
@@ -79,7 +93,7 @@ def status() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "spark", "airflow", "airflow-ui"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "api", "spark", "airflow", "airflow-ui"])
     args = parser.parse_args(argv)
     if args.command == "start":
         start(args.what)
