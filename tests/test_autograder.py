@@ -32,6 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from filelock import FileLock
+from leakscan import secret_lines
 
 from autograder.course import REPO_ROOT, load_config, step_dir
 from autograder.grade import COLUMNS, find_submissions, stage
@@ -43,8 +44,6 @@ LABS = sorted({p.parent.name for p in SOURCES})
 _LOCAL_RUN = uuid.uuid4().hex  # without xdist, this process is the whole run
 ROBUSTNESS_LAB = "lab00"
 CELL_TIMEOUT = 25  # seconds: what carol's infinite loop costs (the robustness run only; setup cells get longer)
-REGIONS = {"### BEGIN SOLUTION": "### END SOLUTION", "### BEGIN HIDDEN TESTS": "### END HIDDEN TESTS"}
-TRIVIAL = re.compile(r'^(pass|return ?[(\[{]?|try:|finally:|else:|[)\]}]+[,:]?|"""|#.*)?$')
 
 
 def meta(cell) -> dict:
@@ -78,32 +77,6 @@ def broken(released, source):
     last_test = [c for c in nb.cells if meta(c).get("grade")][-1]
     nb.cells.remove(last_test)
     return nb, last_test.metadata.nbgrader.points
-
-
-def secret_lines(source_path: Path) -> dict[str, set[str]]:
-    """Solution and hidden-test lines of a source notebook that learners see nowhere else.
-
-    Returns:
-        ``{"### BEGIN SOLUTION": lines, "### BEGIN HIDDEN TESTS": lines}``. Lines quoted by the
-        notebook's public cells (a hint may quote the solution on purpose, in backticks) or by the
-        lab's other released files (the DAG file) are left out, and so are trivial ones.
-    """
-    secret: dict[str, set[str]] = {begin: set() for begin in REGIONS}
-    public = set()
-    for cell in nbformat.read(source_path, as_version=4).cells:
-        begin = None
-        for line in cell.source.splitlines():
-            text = line.strip()
-            if begin is None and text in REGIONS:
-                begin = text
-            elif begin is not None and text == REGIONS[begin]:
-                begin = None
-            else:
-                (secret[begin] if begin else public).add(text)
-    others = [p for p in source_path.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb" and "__pycache__" not in p.parts]
-    shown = "\n".join([*public, *(p.read_text(errors="replace") for p in others)]).replace("`", "")
-    return {begin: {line for line in lines if line not in shown and len(line) > 5 and not TRIVIAL.match(line)}
-            for begin, lines in secret.items()}
 
 
 def notebook_text(path: Path) -> str:

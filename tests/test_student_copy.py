@@ -22,14 +22,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from leakscan import secret_lines
 
 from helpers.platform.config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 SOURCES = sorted((REPO_ROOT / "notebooks").glob("*/*.ipynb"))
-REGIONS = {"### BEGIN SOLUTION": "### END SOLUTION", "### BEGIN HIDDEN TESTS": "### END HIDDEN TESTS"}
-TRIVIAL = re.compile(r'^(pass|return ?[(\[{]?|return None|try:|finally:|else:|except [\w.]+( as \w+)?:|'
-                     r'[)\]}]+[,:]?|"""|#.*)?$')
 INSTRUCTOR_ONLY = ("autograder", "benchmarks", "tests", ".ci", "docker", "docker-compose.yml", "pytest.ini",
                    "requirements.in")
 
@@ -53,35 +51,6 @@ def student_copy(tmp_path_factory) -> Path:
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"expected the copy to build, got exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return dest
-
-
-def secret_lines(source_path: Path) -> dict[str, set[str]]:
-    """Solution and hidden-test lines of a source notebook, minus those its non-test public cells show.
-
-    Stricter than a plain marker scan: a solution line repeated in a visible *test* cell counts (the
-    learner would read the answer there); only markdown, set-up and demo cells (and the lab's other
-    files, e.g. a DAG given to learners) may quote a line, and trivial lines are left out.
-    """
-    secret: dict[str, set[str]] = {begin: set() for begin in REGIONS}
-    public: set[str] = set()
-    for cell in nbformat.read(source_path, as_version=4).cells:
-        is_test = bool(meta(cell).get("grade")) and not meta(cell).get("solution")
-        begin = None
-        for line in cell.source.splitlines():
-            text = line.strip()
-            if begin is None and text in REGIONS:
-                begin = text
-            elif begin is not None and text == REGIONS[begin]:
-                begin = None
-            elif begin is not None:
-                secret[begin].add(text)
-            elif not is_test:
-                public.add(text)
-    others = [p for p in source_path.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"
-              and "__pycache__" not in p.parts]
-    shown = "\n".join([*public, *(p.read_text(errors="replace") for p in others)]).replace("`", "")
-    return {begin: {line for line in lines if line not in shown and len(line) > 5 and not TRIVIAL.match(line)}
-            for begin, lines in secret.items()}
 
 
 def test_the_copy_has_the_learners_files_and_no_instructor_material(student_copy: Path):
