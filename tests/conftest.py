@@ -114,7 +114,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = TEST_STATE / "learner-state-check.json"
     report.write_text(json.dumps({"learner_state": str(LEARNER_STATE), "changed": changed}, indent=2) + "\n")
     if changed:
-        print(f"\nFAILED learner-state check: the suite changed the learner's files {changed[:20]}; "
+        print(f"\nFAILED learner-state check: the learner's files changed while the suite ran: {changed[:20]}; "
               f"expected none (tests use {TEST_STATE}); look for a path built without helpers.platform.config")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
