@@ -13,6 +13,7 @@ SUBMISSIONS ?= submissions
 GRADES_OUT  ?= .state/course/grades
 PYTEST_ARGS ?=
 LAB_PORT    ?= 8888
+FORMGRADER_PORT ?= 8890
 JOBS        ?= 2
 # The suite runs on JOBS pytest-xdist workers; loadscope keeps a test class (one lab's grading) or a
 # module on one worker. (loadgroup would be finer, but with pytest 9.2 it silently stops grouping.)
@@ -22,7 +23,7 @@ PYTEST_XDIST = -n $(JOBS) --dist loadscope
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install system lab test check student-copy services airflow-ui stop status doctor release grade bench data fixtures clean
+.PHONY: help install system browser lab test check student-copy services airflow-ui stop status doctor release grade formgrader grades bench data fixtures clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,7 +59,17 @@ $(STAMP): requirements.txt pyproject.toml
 lab: install services release ## Start everything and open JupyterLab on the student notebooks
 	$(PY) -m helpers.platform.jupyter --port $(LAB_PORT)
 
-test: install ## Run the whole test suite against live services, in its own state folder (.test-state)
+# The browser tests (tests/test_browser.py) drive Debian's chromium; as root (CI) it is installed here.
+CHROMIUM_INSTALL := apt-get update && apt-get install -y chromium
+
+browser: ## Headless Chromium for the browser tests (Debian's chromium; installed with apt-get when root)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium for the browser tests: $(CHROMIUM_INSTALL)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing, so the browser tests will be skipped; install it with: sudo $(CHROMIUM_INSTALL)"; fi
+
+test: install browser ## Run the whole test suite against live services, in its own state folder (.test-state)
 	$(PY) -m pytest tests $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 check: install ## The fast tier: every test but the notebook executions (for iteration)
@@ -88,6 +99,12 @@ grade: install ## Autograde every submission in SUBMISSIONS=folder; grades CSV +
 student-copy: install ## Build the learners' copy of the workbook into DEST=folder (no solution, test or grader)
 	@test -n "$(DEST)" || { echo "usage: make student-copy DEST=../module05-student" >&2; exit 2; }
 	$(PY) -m autograder.student_copy "$(DEST)"
+
+formgrader: install ## Instructors: nbgrader's formgrader on the course, to grade the manual answers
+	$(PY) -m autograder.formgrader --port $(FORMGRADER_PORT)
+
+grades: install ## Instructors: add the formgrader's manual scores to grades.csv; regenerate feedback
+	$(PY) -m autograder.grades --out $(GRADES_OUT) --feedback
 
 bench: install services ## Print benchmark figures (start-up, generation, DAG run, ...)
 	$(PY) -m benchmarks

@@ -15,7 +15,7 @@ Environment overrides (all optional):
 
 ``python -m autograder.release`` and ``python -m autograder.grade`` load this file explicitly, so they
 work from any folder. The ``nbgrader`` command line reads it when run from this folder
-(``cd autograder && nbgrader formgrader``).
+(``cd autograder && nbgrader db student list``); ``python -m autograder.formgrader`` serves the formgrader from there.
 """
 
 import os

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,3 +71,27 @@ def test_lab_without_released_notebooks_says_what_to_run(tmp_path, free_port):
     done = subprocess.run([sys.executable, "-m", "helpers.platform.jupyter", "--port", str(free_port)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "make release" in done.stderr
+
+
+def test_learner_lab_page_disables_instructor_plugins_and_news(lab_server):
+    """The page config the browser gets: nbgrader's instructor plugins and the news pop-up are off."""
+    from helpers.platform.jupyter import LEARNER_DISABLED_PLUGINS, NEWS_PLUGIN
+
+    proc, base, token = lab_server
+    status, body = _get(f"{base}/lab?token={token}")
+    assert status == 200, f"expected JupyterLab's page, got HTTP {status}"
+    found = re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>', body, re.S)
+    assert found, "expected the page config (#jupyter-config-data) in JupyterLab's page"
+    disabled = set(json.loads(found.group(1))["disabledExtensions"])
+    assert set(LEARNER_DISABLED_PLUGINS) <= disabled and NEWS_PLUGIN in disabled, (
+        f"expected {sorted(LEARNER_DISABLED_PLUGINS)} disabled, the page disables {sorted(disabled)}")
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled, "learners keep assignment validation"
+    assert _get(f"{base}/formgrader?token={token}")[0] == 404, "expected no formgrader on the learners' server"
+
+
+def test_formgrader_without_a_gradebook_says_to_grade_first(tmp_path, free_port):
+    env = dict(os.environ, WORKBOOK_COURSE=str(tmp_path / "empty"))
+    done = subprocess.run([sys.executable, "-m", "autograder.formgrader", "--port", str(free_port)],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "make grade" in done.stderr, (
+        f"expected exit 1 and a hint to run `make grade`, got {done.returncode}: {done.stderr}")

@@ -46,3 +46,43 @@ def test_source_is_committed_clean_and_well_formed(path: Path):
         assert meta.get("locked") and meta.get("points", 0) > 0, f"{meta['grade_id']}: locked, with points"
         assert cell.source.lstrip().startswith('"""'), f"{meta['grade_id']}: open with a one-line docstring"
     assert nb.metadata.kernelspec.name == "python3"
+
+
+MANUAL_HEADING = "## For your instructor (10 points, graded by hand)"
+MANUAL_CRITERIA = (("code_quality", "**Code quality (5 points).**"), ("best_practices", "**Best practices (5 points).**"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=IDS)
+def test_manual_answers_use_the_course_layout(path: Path):
+    """The notebook ends with its manually graded part, the same five cells in every lab (Lab 00 has none).
+
+    A read-only heading (``manual_intro``), then for code quality and best practices: a read-only
+    question (``manual_<criterion>_question``) and a 5-point answer cell (``manual_<criterion>``)
+    holding only the model answer between the solution markers, so the release shows the question
+    and "YOUR ANSWER HERE", and the formgrader shows each question above the learner's answer.
+    """
+    nb = nbformat.read(path, as_version=4)
+    manual = [c for c in nb.cells if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")]
+    if not manual:
+        assert not any(nbgrader_meta(c).get("grade_id", "").startswith("manual_") for c in nb.cells), path.name
+        return
+    tail = nb.cells[-5:]
+    expected = ["manual_intro"] + [f"manual_{key}{suffix}" for key, _ in MANUAL_CRITERIA for suffix in ("_question", "")]
+    found = [nbgrader_meta(c).get("grade_id") for c in tail]
+    assert found == expected and len(manual) == 2, (
+        f"expected the notebook to end with the cells {expected} (and no other manual answer), found {found}; "
+        f"see autograder/README.md, 'Manual grading'")
+    assert all(c.cell_type == "markdown" for c in tail), "the manual part is five markdown cells"
+    assert tail[0].source.startswith(MANUAL_HEADING + "\n"), f"expected the heading '{MANUAL_HEADING}'"
+    for index, (key, label) in enumerate(MANUAL_CRITERIA):
+        question, answer = tail[1 + 2 * index], tail[2 + 2 * index]
+        for cell in (tail[0], question):
+            meta = nbgrader_meta(cell)
+            assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), (
+                f"{meta.get('grade_id')}: expected a read-only cell (locked, no points, not an answer)")
+        assert question.source.startswith(label), f"manual_{key}_question: expected it to open with {label}"
+        assert nbgrader_meta(answer).get("points") == 5, f"manual_{key}: expected 5 points"
+        assert answer.source.startswith("### BEGIN SOLUTION\nModel answer (instructor): ") and \
+            answer.source.endswith("\n### END SOLUTION"), (
+            f"manual_{key}: expected only 'Model answer (instructor): ...' between the solution markers, "
+            f"got {answer.source[:80]!r}")
