@@ -8,6 +8,8 @@ score full marks) and the released notebook as the blank submission (only the st
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -19,8 +21,38 @@ SOURCES = sorted((REPO_ROOT / "notebooks").glob("*/*.ipynb"))
 IDS = [f"{p.parent.name}/{p.name}" for p in SOURCES]
 
 
+IPYTHON_LINE = re.compile(r"^\s*[%!]")
+"""A line that IPython runs but Python cannot parse: a magic (``%matplotlib inline``) or a shell escape."""
+
+
 def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
+
+
+def silent_asserts(nb) -> list[str]:
+    """The failures of the graded test cells of ``nb`` that would reach the learner without a message.
+
+    An ``assert`` without a message, or a bare ``raise AssertionError``, leaves the learner's
+    feedback at ``AssertionError:`` with nothing to learn from.
+
+    Returns:
+        One ``"<grade_id> line <n>: <source line>"`` per silent assertion, hidden tests included (their
+        ``### BEGIN HIDDEN TESTS`` markers are comments, so the whole cell parses).
+    """
+    found = []
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or not meta.get("grade"):
+            continue
+        lines = cell.source.splitlines()
+        python = "\n".join("" if IPYTHON_LINE.match(line) else line for line in lines)  # keeps line numbers
+        for node in ast.walk(ast.parse(python, filename=meta["grade_id"])):
+            bare_raise = (isinstance(node, ast.Raise) and node.exc is not None
+                          and (isinstance(node.exc, ast.Name) or (isinstance(node.exc, ast.Call) and not node.exc.args))
+                          and "AssertionError" in ast.unparse(node.exc))
+            if (isinstance(node, ast.Assert) and node.msg is None) or bare_raise:
+                found.append(f"{meta['grade_id']} line {node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=IDS)
@@ -86,3 +118,32 @@ def test_manual_answers_use_the_course_layout(path: Path):
             answer.source.endswith("\n### END SOLUTION"), (
             f"manual_{key}: expected only 'Model answer (instructor): ...' between the solution markers, "
             f"got {answer.source[:80]!r}")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=IDS)
+def test_every_graded_assertion_has_a_message(path: Path):
+    """Each assert of a graded test cell (hidden ones too) says what was expected, what came and what to try."""
+    silent = silent_asserts(nbformat.read(path, as_version=4))
+    assert not silent, (
+        f"{len(silent)} assertion(s) in graded cells have no message, so the learner reads only 'AssertionError:': "
+        + "; ".join(silent) + ". Add a message: expected ..., got ...: try ...")
+
+
+def test_a_silent_assertion_is_found():
+    """The scan above fails a graded cell with a bare assert, hidden or not, and leaves other cells alone."""
+    graded = {"nbgrader": {"grade": True, "grade_id": "check_x", "locked": True, "points": 1, "solution": False}}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%matplotlib inline\n"
+                                  '"""Check x"""\n'
+                                  'assert x == 1, f"expected 1, got {x}: set x = 1"\n'
+                                  "### BEGIN HIDDEN TESTS\n"
+                                  "assert y == 2\n"
+                                  "if z:\n"
+                                  "    raise AssertionError\n"
+                                  "### END HIDDEN TESTS\n", metadata=graded),
+        nbformat.v4.new_code_cell("assert 'not graded'", metadata={}),
+        nbformat.v4.new_code_cell('"""Check w"""\nassert w, "w should be set: set w = True"\n'
+                                  'raise AssertionError("stop here: expected ..., got ...")\n',
+                                  metadata={"nbgrader": {**graded["nbgrader"], "grade_id": "check_w"}}),
+    ])
+    assert silent_asserts(nb) == ["check_x line 5: assert y == 2", "check_x line 7: raise AssertionError"], silent_asserts(nb)
