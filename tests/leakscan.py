@@ -23,14 +23,19 @@ def meta(cell) -> dict:
 
 
 def secret_lines(source_path: Path) -> dict[str, set[str]]:
-    """Solution and hidden-test lines of a source notebook, minus those its non-test public cells show.
+    """Solution and hidden-test lines of a source notebook that learners must not read anywhere.
 
-    Stricter than a plain marker scan: a solution line repeated in a visible *test* cell counts (the
-    learner would read the answer there); only markdown, set-up and demo cells (and the lab's other
-    files, e.g. a DAG given to learners) may quote a line, and trivial lines are left out.
+    A solution line is a leak wherever a learner can read it, visible test cells included; only the
+    notebook's markdown, set-up and demo cells (a hint may quote a line on purpose) and the lab's other
+    files (a DAG given to learners) may show it. A hidden-test line repeated in a visible test cell is
+    not a leak (the learner reads it there anyway). Trivial lines are left out.
+
+    Returns:
+        ``{"### BEGIN SOLUTION": lines, "### BEGIN HIDDEN TESTS": lines}``.
     """
     secret: dict[str, set[str]] = {begin: set() for begin in REGIONS}
     public: set[str] = set()
+    visible_tests: set[str] = set()
     for cell in nbformat.read(source_path, as_version=4).cells:
         is_test = bool(meta(cell).get("grade")) and not meta(cell).get("solution")
         begin = None
@@ -42,10 +47,12 @@ def secret_lines(source_path: Path) -> dict[str, set[str]]:
                 begin = None
             elif begin is not None:
                 secret[begin].add(text)
-            elif not is_test:
-                public.add(text)
+            else:
+                (visible_tests if is_test else public).add(text)
     others = [p for p in source_path.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"
               and "__pycache__" not in p.parts]
     shown = "\n".join([*public, *(p.read_text(errors="replace") for p in others)]).replace("`", "")
-    return {begin: {line for line in lines if line not in shown and len(line) > 5 and not TRIVIAL.match(line)}
+    shown_with_tests = shown + "\n" + "\n".join(visible_tests)
+    return {begin: {line for line in lines if line not in (shown if begin == "### BEGIN SOLUTION" else shown_with_tests)
+                    and len(line) > 5 and not TRIVIAL.match(line)}
             for begin, lines in secret.items()}
