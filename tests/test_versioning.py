@@ -14,14 +14,7 @@ import pytest
 
 from helpers.api.extract import file_sha256, snapshot_path, write_snapshot
 from helpers.data.ecommerce import generate_ecommerce
-from helpers.versioning.datarepo import (
-    VersioningError,
-    checkout,
-    repo_lock,
-    setup_repo,
-    status,
-    track,
-)
+from helpers.versioning.datarepo import VersioningError, checkout, repo_lock, setup_repo, status, track
 
 
 @pytest.fixture

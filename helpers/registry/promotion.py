@@ -23,12 +23,7 @@ Metric = tuple[Callable[[Any, Any], float], bool]
 
 
 def _metrics() -> dict[str, Metric]:
-    from sklearn.metrics import (
-        average_precision_score,
-        brier_score_loss,
-        log_loss,
-        roc_auc_score,
-    )
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
     return {"roc_auc": (roc_auc_score, True), "pr_auc": (average_precision_score, True),
             "log_loss": (log_loss, False), "brier": (brier_score_loss, False)}
