@@ -35,6 +35,10 @@ os.environ.update({
     "WORKBOOK_COURSE": str(TEST_STATE / "course"),
     "AIRFLOW_HOME": str(TEST_STATE / f"airflow{_SUFFIX}"),
     "WORKBOOK_ALERTS_DB": str(TEST_STATE / "alerts" / f"alerts{_SUFFIX}.db"),
+    # Lab 05: never a learner's or compose's MLflow server / DVC remote; one SQLite registry per xdist worker.
+    "WORKBOOK_CAPSTONE": str(TEST_STATE / "capstone"),
+    "WORKBOOK_DVC_REMOTE": str(TEST_STATE / "capstone" / "dvc-remote"),
+    "MLFLOW_TRACKING_URI": f"sqlite:///{TEST_STATE / 'capstone' / f'mlflow{_SUFFIX}.db'}",
 })
 os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
 # The suite's events API (Lab 05) sits next to its broker (which uses port and port + 1), serving a

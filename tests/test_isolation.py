@@ -12,7 +12,9 @@ from helpers.platform import config
 def test_every_derived_path_is_in_the_suite_state_not_the_learners(test_state: Path, repo_root: Path):
     learner = repo_root / ".state"
     paths = {"state": config.state_dir(), "airflow home": config.airflow_home(), "course": config.course_dir(),
-             "jars": config.jars_dir(), "data cache": config.data_dir(), "alerts db": alerts_db()}
+             "jars": config.jars_dir(), "data cache": config.data_dir(), "alerts db": alerts_db(),
+             "capstone": config.capstone_dir(), "DVC remote": config.dvc_remote_dir(),
+             "MLflow registry": Path(config.mlflow_tracking_uri().removeprefix("sqlite:///"))}
     for name, path in paths.items():
         assert path.is_relative_to(test_state), f"{name}: expected a path under {test_state}, got {path}"
         assert not path.is_relative_to(learner), f"{name}: {path} is inside the learner's {learner}"

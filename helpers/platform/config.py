@@ -17,6 +17,8 @@ network: these are plain functions, evaluated when called.
 | ``WORKBOOK_API_URL``      | embedded API, ``http://127.0.0.1:19080`` | extract clients |
 | ``WORKBOOK_API_TOKEN``    | ``module05-local-token``             | events API auth    |
 | ``WORKBOOK_CAPSTONE``     | ``<state>/capstone``                 | Lab 05 data, models|
+| ``MLFLOW_TRACKING_URI``   | ``sqlite:///<capstone>/mlflow.db``   | MLflow registry    |
+| ``WORKBOOK_DVC_REMOTE``   | ``<capstone>/dvc-remote``            | DVC's local remote |
 """
 
 from __future__ import annotations
@@ -115,3 +117,24 @@ def capstone_dir() -> Path:
     """Return Lab 05's folder for snapshots, features and models (``WORKBOOK_CAPSTONE`` or ``<state>/capstone``)."""
     value = os.environ.get("WORKBOOK_CAPSTONE", "").strip()
     return Path(value).resolve() if value else state_dir() / "capstone"
+
+
+def mlflow_tracking_uri() -> str:
+    """Return MLflow's tracking and registry URI.
+
+    ``MLFLOW_TRACKING_URI`` wins (docker-compose points it at its MLflow server); otherwise the
+    embedded registry: SQLite at ``<capstone>/mlflow.db``.
+    """
+    value = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return value or f"sqlite:///{capstone_dir() / 'mlflow.db'}"
+
+
+def mlflow_artifacts_dir() -> Path:
+    """Return where the embedded registry keeps model artifacts: ``<capstone>/mlartifacts``."""
+    return capstone_dir() / "mlartifacts"
+
+
+def dvc_remote_dir() -> Path:
+    """Return DVC's local remote for the capstone's data (``WORKBOOK_DVC_REMOTE`` or ``<capstone>/dvc-remote``)."""
+    value = os.environ.get("WORKBOOK_DVC_REMOTE", "").strip()
+    return Path(value).resolve() if value else capstone_dir() / "dvc-remote"
