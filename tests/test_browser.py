@@ -51,7 +51,7 @@ def page(playwright, tmp_path):
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
         viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(60_000)
+    context.set_default_timeout(120_000)  # a busy 2-core machine can take a minute to render a page
     try:
         yield context.new_page()
     finally:
@@ -259,6 +259,7 @@ def test_instructor_grades_a_manual_answer_in_formgrader_and_it_lands_in_grades_
     page.get_by_role("link", name="Submission #1").wait_for()
     page.screenshot(path=str(artifacts / "formgrader-submissions.png"))
     page.get_by_role("link", name="Submission #1").click()
+    page.wait_for_load_state("networkidle")  # the page binds its save-on-change handlers once its scripts load
     assert "Carol answers the code quality question here." in page.locator("body").inner_text(), (
         "expected the submission page to show carol's written answer")
     for grade_id, points in (("manual_code_quality", "4"), ("manual_best_practices", "3")):
