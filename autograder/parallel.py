@@ -86,14 +86,14 @@ def make_slots(config: Config, jobs: int) -> list[Slot]:
     """Create ``jobs`` scratch courses, each starting from a copy of the course's gradebook.
 
     The copy is taken while nothing writes the gradebook (release has finished, no worker runs yet).
-    A slot's ``airflow/`` folder is kept between runs (its database is migrated once).
+    A slot's ``state/`` folder is kept between runs (Airflow's database there is migrated once).
     """
     main_db = course_dir(config) / "gradebook.db"
     slots = []
     for number in range(1, jobs + 1):
         folder = course_dir(config) / ".parallel" / f"worker-{number}"
         for old in folder.iterdir() if folder.is_dir() else []:  # the last run's course, specs, logs
-            if old.name != "airflow":
+            if old.name != "state":
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
         (folder / "course").mkdir(parents=True)
         shutil.copyfile(main_db, folder / "course" / "gradebook.db")
@@ -103,19 +103,39 @@ def make_slots(config: Config, jobs: int) -> list[Slot]:
     return slots
 
 
-def worker_env(slot: Slot) -> dict[str, str]:
-    """The environment of a slot's worker (its kernel inherits it): the slot's own SQLite files.
+def worker_env(slot: Slot, kafka: str) -> dict[str, str]:
+    """The environment of a slot's worker (its kernel inherits it): the slot's own state folder.
 
-    Airflow's metadata database and the alert sink are SQLite files the labs write; each slot gets
-    its own. An Airflow database that is not SQLite (the instructor's Postgres) is shared as it is.
+    The labs write under the state folder (``<state>/lab02/``, Spark's warehouse, a DuckDB file, a GX
+    project, Airflow's and the alert sink's SQLite files): each slot gets its own, so two students'
+    kernels never write the same file. The jar cache and the generated datasets stay shared (written
+    once, atomically, with the same content), and so does the Kafka broker (``kafka``: every lab names
+    its topics uniquely), reached as an external broker. An Airflow database that is not SQLite (an
+    instructor's Postgres) is shared as it is.
     """
-    env = {**os.environ, "WORKBOOK_COURSE": str(slot.course),
-           "WORKBOOK_ALERTS_DB": str(slot.folder / "alerts" / "alerts.db")}
+    from helpers.platform import config as workbook
+
+    state = slot.folder / "state"
+    env = {**os.environ, "WORKBOOK_STATE": str(state), "WORKBOOK_COURSE": str(slot.course),
+           "WORKBOOK_JARS": str(workbook.jars_dir()), "WORKBOOK_DATA": str(workbook.data_dir()),
+           "WORKBOOK_ALERTS_DB": str(state / "alerts" / "alerts.db"), "KAFKA_BOOTSTRAP_SERVERS": kafka}
     if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:").startswith("sqlite:"):
-        home = slot.folder / "airflow"
+        home = state / "airflow"
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
                    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}")
     return env
+
+
+def shared_kafka(assignments: set[str]) -> str:
+    """The broker the workers share: started here once if a lab starts it (workers then find it running)."""
+    from helpers.platform.config import kafka_bootstrap_servers
+
+    sources = [p.read_text() for a in assignments for p in (SOURCE_DIR / a).glob("*.ipynb")]
+    if any("start_broker" in text for text in sources):
+        from helpers.platform.kafka_broker import start_broker
+
+        return start_broker()
+    return kafka_bootstrap_servers()
 
 
 def time_bound(config: Config, assignment: str) -> float:
@@ -130,7 +150,7 @@ def time_bound(config: Config, assignment: str) -> float:
     return sum(execute.cell_timeout(c) or 0 for c in cells) + execute.startup_timeout * len(notebooks) + SLACK_S
 
 
-def start(index: int, submission: Submission, root: Path, slot: Slot, bound: float) -> Running:
+def start(index: int, submission: Submission, root: Path, slot: Slot, bound: float, kafka: str) -> Running:
     """Start a worker process grading ``submission`` in ``slot``; its output goes to ``slot/log-<index>.txt``."""
     spec = {"course": str(slot.course), "root": str(root), "student": submission.student,
             "assignment": submission.assignment, "files": [str(p) for p in submission.files],
@@ -142,7 +162,7 @@ def start(index: int, submission: Submission, root: Path, slot: Slot, bound: flo
     Path(spec["result"]).unlink(missing_ok=True)
     with open(slot.folder / f"log-{index}.txt", "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "autograder.parallel", str(spec_path)], cwd=REPO_ROOT,
-                                   env=worker_env(slot), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                   env=worker_env(slot, kafka), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Running(index, submission, slot, process, Path(spec["result"]), time.monotonic() + bound)
 
 
@@ -269,13 +289,14 @@ def grade_parallel(config: Config, submissions: list[Submission], root: Path, jo
         else:
             results[index] = grade_one(None, config, submission, root, known)  # an error row, no worker
     bounds = {a: time_bound(config, a) for a in {s.assignment for _, s in queue}}
+    kafka = shared_kafka(set(bounds)) if queue else ""
     free = make_slots(config, min(jobs, len(queue))) if queue else []
     running: list[Running] = []
     with _stopping(running):
         while queue or running:
             while queue and free:
                 index, submission = queue.pop(0)
-                running.append(start(index, submission, root, free.pop(0), bounds[submission.assignment]))
+                running.append(start(index, submission, root, free.pop(0), bounds[submission.assignment], kafka))
             time.sleep(POLL_S)
             for job in list(running):
                 sample(job)

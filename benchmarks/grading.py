@@ -25,12 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _python(args: list[str], course: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> str:
-    """Run ``python -m <args>`` from the workbook root with ``WORKBOOK_COURSE=course``; return stdout."""
+    """Run ``python <args>`` from the workbook root with ``WORKBOOK_COURSE=course``; return stdout."""
     env = {**(env or os.environ), "WORKBOOK_COURSE": str(course)}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"`python -m {' '.join(args)}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
+        raise RuntimeError(f"`python {' '.join(args)}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
                            f"\n{proc.stderr[-3000:]}")
     return proc.stdout
 
@@ -55,7 +55,7 @@ def _submissions(course: Path, folder: Path) -> int:
     return len(students)
 
 
-def _warm_airflow(course: Path, jobs: int) -> None:
+def _warm_airflow(course: Path, jobs: int, kafka: str) -> None:
     """Migrate the Airflow databases the graders' kernels will use (the default one, each worker's)."""
     from autograder.course import load_config
     from autograder.parallel import make_slots, worker_env
@@ -64,7 +64,7 @@ def _warm_airflow(course: Path, jobs: int) -> None:
     _python(setup, course)
     if jobs > 1:
         for slot in make_slots(load_config(course_dir=course), jobs):
-            _python(setup, course, worker_env(slot))
+            _python(setup, course, worker_env(slot, kafka))
 
 
 def run(record: Callable[[str, float, str], None], rows: int) -> None:
@@ -72,20 +72,20 @@ def run(record: Callable[[str, float, str], None], rows: int) -> None:
     from helpers.platform.config import state_dir
     from helpers.platform.kafka_broker import start_broker
 
-    start_broker()
+    kafka = start_broker()
     base = state_dir() / "bench-grading"
     shutil.rmtree(base, ignore_errors=True)
     released = base / "released"
-    _python(["autograder.release", "--assignment", LAB], released)
+    _python(["-m", "autograder.release", "--assignment", LAB], released)
     folder = base / "submissions"
     count = _submissions(released, folder)
     per_minute = {}
     for jobs in JOBS:
         course = base / f"course-jobs{jobs}"
         shutil.copytree(released, course)
-        _warm_airflow(course, jobs)
+        _warm_airflow(course, jobs, kafka)
         started = time.perf_counter()
-        out = _python(["autograder.grade", str(folder), "--out", str(base / f"grades-jobs{jobs}"), "--jobs", str(jobs)],
+        out = _python(["-m", "autograder.grade", str(folder), "--out", str(base / f"grades-jobs{jobs}"), "--jobs", str(jobs)],
                       course)
         elapsed = time.perf_counter() - started
         statuses = re.findall(r"^\w+/lab00/\S+: [\d.]+/[\d.]+ (\w+)", out, flags=re.M)
