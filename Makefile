@@ -93,8 +93,9 @@ doctor: install ## Check Python, Java, memory, ports and each service, with hint
 release: install ## Write the student versions of every lab into .state/course/release
 	$(PY) -m autograder.release
 
-grade: install ## Autograde every submission in SUBMISSIONS=folder; grades CSV + feedback
-	$(PY) -m autograder.grade $(SUBMISSIONS) --out $(GRADES_OUT)
+# JOBS=N given to make grades N submissions at once; without it, the grader uses the core count.
+grade: install ## Autograde every submission in SUBMISSIONS=folder [JOBS=N at once]; grades CSV + feedback
+	$(PY) -m autograder.grade $(SUBMISSIONS) --out $(GRADES_OUT) $(if $(filter-out file,$(origin JOBS)),--jobs $(JOBS))
 
 student-copy: install ## Build the learners' copy of the workbook into DEST=folder (no solution, test or grader)
 	@test -n "$(DEST)" || { echo "usage: make student-copy DEST=../module05-student" >&2; exit 2; }

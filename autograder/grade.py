@@ -1,4 +1,4 @@
-"""Grade submissions: ``python -m autograder.grade SUBMISSIONS_DIR [--out DIR] [--assignment ID]``.
+"""Grade submissions: ``python -m autograder.grade SUBMISSIONS_DIR [--out DIR] [--assignment ID] [--jobs N]``.
 
 ``SUBMISSIONS_DIR`` holds one folder per student, as nbgrader lays out a submission::
 
@@ -14,12 +14,17 @@ Each submission is copied into ``.state/course/submitted/<student_id>/<assignmen
 ``.state/course``) has one row per student and notebook. A broken submission (syntax error,
 exception, infinite loop, deleted cells, invalid file) gets a score and a message in its row; it
 never stops the run.
+
+``--jobs N`` (default: the core count) grades N submissions at once, each in a worker process with
+its own scratch copy of the course; this process alone writes the results into the course
+(:mod:`autograder.parallel`). ``--jobs 1`` grades them one after another in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shutil
 import sys
 import time
@@ -32,7 +37,14 @@ if __package__ in (None, ""):  # run as a file: python autograder/grade.py
 import nbformat
 from traitlets.config import Config
 
-from autograder.course import SOURCE_DIR, course_dir, load_config, open_api, source_assignments, step_dir
+from autograder.course import (
+    SOURCE_DIR,
+    course_dir,
+    load_config,
+    open_api,
+    source_assignments,
+    step_dir,
+)
 from autograder.release import release
 
 COLUMNS = ["student", "assignment", "notebook", "auto_score", "max_auto_score", "needs_manual_grading",
@@ -187,6 +199,42 @@ def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
     return rows
 
 
+def error_row(student: str, assignment: str, message: str) -> dict:
+    """A ``grades.csv`` row for a submission that could not be graded at all (0 points, ``status=error``)."""
+    return {"student": student, "assignment": assignment, "notebook": "", "auto_score": 0.0,
+            "max_auto_score": 0.0, "needs_manual_grading": False, "status": "error", "message": message,
+            "feedback_html": "", "seconds": 0.0}
+
+
+def grade_one(api, config: Config, submission: Submission, root: Path, known: set[str]) -> list[dict]:
+    """Stage and grade one submission into ``config``'s course; never raises (an error is a row).
+
+    Args:
+        api: :func:`autograder.course.open_api` of ``config``.
+        config: the course to grade in (the instructor's, or a parallel worker's scratch copy).
+        submission: from :func:`find_submissions`.
+        root: the submissions folder ``submission`` was found in.
+        known: the assignment ids of ``notebooks/``.
+
+    Returns:
+        Its ``grades.csv`` rows, one per notebook (one ``error`` row when it could not be graded).
+    """
+    if submission.assignment not in known:
+        return [error_row(submission.student, submission.assignment, f"unknown assignment (known: {sorted(known)})")]
+    try:
+        stage(submission, config, root)
+        return grade_submission(api, config, submission)
+    except Exception as error:  # noqa: BLE001 - one bad submission must not stop the others
+        return [error_row(submission.student, submission.assignment, f"{type(error).__name__}: {_first_line(error)}")]
+
+
+def echo_rows(rows: list[dict], note: str = "") -> None:
+    """Print one line per row: ``student/assignment/notebook: score/max status (seconds) message``."""
+    for row in rows:
+        print(f"{row['student']}/{row['assignment']}/{row['notebook']}: {row['auto_score']:g}/"
+              f"{row['max_auto_score']:g} {row['status']} ({row['seconds']} s{note}) {row['message']}", flush=True)
+
+
 def _known_to_gradebook(config: Config, assignment: str) -> bool:
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -198,7 +246,7 @@ def _known_to_gradebook(config: Config, assignment: str) -> bool:
 
 
 def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assignment: str | None = None,
-          config: Config | None = None, echo: bool = True) -> Path:
+          config: Config | None = None, echo: bool = True, jobs: int = 1) -> Path:
     """Grade every submission under ``submissions_dir`` and write ``grades.csv``.
 
     Args:
@@ -208,6 +256,8 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
         assignment: grade only this assignment (required for the flat layout).
         config: course configuration (default :func:`autograder.course.load_config`).
         echo: print one line per graded notebook.
+        jobs: submissions graded at once; above 1, each in a worker process with its own scratch
+            course, merged into this course by this process (:mod:`autograder.parallel`).
 
     Returns:
         The path of ``grades.csv``.
@@ -222,26 +272,17 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
         release(needed, config)
     out = Path(out_dir).resolve() if out_dir is not None else course_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    for submission in submissions:
-        if submission.assignment not in known:
-            rows.append({"student": submission.student, "assignment": submission.assignment, "notebook": "",
-                         "auto_score": 0.0, "max_auto_score": 0.0, "needs_manual_grading": False,
-                         "status": "error", "message": f"unknown assignment (known: {sorted(known)})",
-                         "feedback_html": "", "seconds": 0.0})
-        else:
-            try:
-                stage(submission, config, root)
-                rows += grade_submission(api, config, submission)
-            except Exception as error:  # noqa: BLE001 - one bad submission must not stop the others
-                rows.append({"student": submission.student, "assignment": submission.assignment, "notebook": "",
-                             "auto_score": 0.0, "max_auto_score": 0.0, "needs_manual_grading": False,
-                             "status": "error", "message": f"{type(error).__name__}: {_first_line(error)}",
-                             "feedback_html": "", "seconds": 0.0})
-        if echo:
-            for row in [r for r in rows if r["student"] == submission.student and r["assignment"] == submission.assignment]:
-                print(f"{row['student']}/{row['assignment']}/{row['notebook']}: {row['auto_score']:g}/"
-                      f"{row['max_auto_score']:g} {row['status']} ({row['seconds']} s) {row['message']}", flush=True)
+    if jobs > 1:  # worker processes, imported only when asked for
+        from autograder.parallel import grade_parallel
+
+        rows = grade_parallel(config, submissions, root, jobs, echo)
+    else:
+        rows = []
+        for submission in submissions:
+            done = grade_one(api, config, submission, root, known)
+            rows += done
+            if echo:
+                echo_rows(done)
     feedback_root = course_dir(config)
     if out != feedback_root:
         for row in rows:
@@ -267,11 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for grades.csv (default: .state/course)")
     parser.add_argument("--assignment", help="grade only this assignment (required for a flat folder)")
     parser.add_argument("--timeout", type=int, help="seconds per cell (default: WORKBOOK_CELL_TIMEOUT or 120)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once, each in its own worker and scratch course "
+                             "(default: the core count, %(default)s; 1 grades one after another in this process)")
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more, got {args.jobs}")
     try:
-        path = grade(args.submissions, args.out, args.assignment, load_config(timeout=args.timeout))
+        path = grade(args.submissions, args.out, args.assignment, load_config(timeout=args.timeout), jobs=args.jobs)
     except ValueError as error:
         parser.error(str(error))
     print(f"wrote {path}")

@@ -120,9 +120,14 @@ def course_copy(course: Path, name: str) -> Path:
 
 
 def grade_folder(folder: Path, course: Path, out: Path, *extra: str) -> tuple[list[dict], list[str], str, float]:
-    """Grade every submission under ``folder``; return (rows, csv header, stdout, seconds)."""
+    """Grade every submission under ``folder``; return (rows, csv header, stdout, seconds).
+
+    One submission at a time unless ``extra`` says ``--jobs``: the suite already grades two labs at
+    once on its two xdist workers.
+    """
     started = time.monotonic()
-    proc = run("autograder.grade", str(folder), "--out", str(out), *extra, course=course)
+    jobs = () if "--jobs" in extra else ("--jobs", "1")
+    proc = run("autograder.grade", str(folder), "--out", str(out), *jobs, *extra, course=course)
     elapsed = time.monotonic() - started
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -301,6 +306,92 @@ class TestRobustness:
         (row,) = rows_of(robustness, "erin")
         assert row["status"] == "error" and float(row["auto_score"]) == 0
         assert "JSON" in row["message"] or "json" in row["message"], row["message"]
+
+
+def kills_its_grader(released):
+    """Mallory: the first answer kills the process that runs the kernel (the grading worker)."""
+    nb = copy.deepcopy(released)
+    answer = next(c for c in nb.cells if meta(c).get("solution"))
+    answer.source = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + answer.source
+    return nb
+
+
+def gradebook_scores(course: Path, students: set[str]) -> dict[tuple[str, str, str], tuple]:
+    """``{(student, notebook, cell): (auto_score, needs_manual_grade)}`` from a course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {(sub.student.id, nb.name, grade.name): (grade.auto_score, grade.needs_manual_grade)
+                for sub in gb.assignment_submissions(ROBUSTNESS_LAB) if sub.student.id in students
+                for nb in sub.notebooks for grade in nb.grades}
+
+
+@pytest.fixture(scope="class")
+def serial_and_parallel(course: Path, kafka_broker, tmp_path_factory) -> dict:
+    """alice (solutions) and bob (blank) on Lab 00 graded with --jobs 1 and, in another course copy,
+    with --jobs 2 together with mallory, whose answer kills its grading worker."""
+    source_path = next(p for p in SOURCES if p.parent.name == ROBUSTNESS_LAB)
+    source = nbformat.read(source_path, as_version=4)
+    released = nbformat.read(course / "release" / ROBUSTNESS_LAB / source_path.name, as_version=4)
+    runs = {}
+    for jobs, students in (("1", {"alice": with_solutions(released, source), "bob": released}),
+                           ("2", {"alice": with_solutions(released, source), "bob": released,
+                                  "mallory": kills_its_grader(released)})):
+        folder = tmp_path_factory.mktemp(f"submissions-jobs{jobs}")
+        for student, nb in students.items():
+            (folder / student / ROBUSTNESS_LAB).mkdir(parents=True)
+            nbformat.write(nb, folder / student / ROBUSTNESS_LAB / source_path.name)
+        lab_course = course_copy(course, f"jobs{jobs}")
+        out = tmp_path_factory.mktemp(f"grades-jobs{jobs}")
+        rows, header, stdout, elapsed = grade_folder(folder, lab_course, out, "--jobs", jobs)
+        print(f"\ngrading {ROBUSTNESS_LAB} ({', '.join(students)}) with --jobs {jobs}: {elapsed:.1f} s")
+        runs[jobs] = {"rows": rows, "header": header, "stdout": stdout, "course": lab_course, "out": out}
+    return runs
+
+
+@pytest.mark.notebook
+class TestParallelGrading:
+    """`grade --jobs 2` gives the rows, the gradebook and the feedback of `grade --jobs 1`."""
+
+    def test_parallel_rows_equal_serial_rows_except_the_time(self, serial_and_parallel: dict):
+        def comparable(run: dict) -> list[dict]:
+            rows = [dict(r) for r in run["rows"] if r["student"] != "mallory"]
+            for row in rows:
+                del row["seconds"]
+                assert Path(row["feedback_html"]).is_file(), f"expected the feedback page of {row['student']}: {row}"
+                row["feedback_html"] = Path(row["feedback_html"]).relative_to(run["out"]).as_posix()
+            return rows
+
+        serial, parallel = serial_and_parallel["1"], serial_and_parallel["2"]
+        assert parallel["header"] == serial["header"] == COLUMNS
+        assert [r["student"] for r in serial["rows"]] == ["alice", "bob"], serial["stdout"]
+        assert comparable(parallel) == comparable(serial), (
+            f"expected --jobs 2 to give the rows of --jobs 1 (time aside); serial said:\n{serial['stdout']}\n"
+            f"parallel said:\n{parallel['stdout']}\ncompare the worker logs in {parallel['course']}/.parallel/")
+        assert float(serial["rows"][0]["auto_score"]) == float(serial["rows"][0]["max_auto_score"]) > 0, serial["rows"]
+
+    def test_parallel_run_writes_the_course_gradebook_and_folders(self, serial_and_parallel: dict):
+        """The parent merged every worker: per-cell scores in the course's gradebook, and its step folders."""
+        serial, parallel = serial_and_parallel["1"], serial_and_parallel["2"]
+        expected = gradebook_scores(serial["course"], {"alice", "bob"})
+        got = gradebook_scores(parallel["course"], {"alice", "bob"})
+        assert expected and got == expected, f"expected the serial run's cell scores {expected}, the parallel course has {got}"
+        config = load_config(course_dir=parallel["course"])
+        for row in parallel["rows"]:
+            if row["status"] == "graded":
+                for step, suffix in (("submitted", ".ipynb"), ("autograded", ".ipynb"), ("feedback", ".html")):
+                    path = step_dir(config, step, ROBUSTNESS_LAB, row["student"]) / f"{row['notebook']}{suffix}"
+                    assert path.is_file(), f"expected the merged {step} file {path}; the course has " \
+                        f"{sorted(p.name for p in path.parent.parent.glob('*'))}"
+
+    def test_a_worker_that_dies_is_an_error_row_and_the_others_are_graded(self, serial_and_parallel: dict):
+        parallel = serial_and_parallel["2"]
+        rows = {r["student"]: r for r in parallel["rows"]}
+        assert set(rows) == {"alice", "bob", "mallory"}, parallel["stdout"]
+        mallory = rows["mallory"]
+        assert mallory["status"] == "error" and float(mallory["auto_score"]) == 0, mallory
+        assert "worker died" in mallory["message"] and "signal 9" in mallory["message"], (
+            f"expected mallory's row to say her grading worker was killed (signal 9), got: {mallory['message']}")
 
 
 def test_flat_folder_of_student_notebooks_is_staged_for_grading(course: Path, tmp_path: Path):
