@@ -89,7 +89,7 @@ def test_run_stream_sends_a_non_string_key_to_the_dlq_and_goes_on(kafka_broker):
         return [(key, event)]
 
     stats = run_stream(keyed_by_int, source, group_id=unique_topic("keys-group"), sink_topic=sink,
-                       dlq_topic=dlq, max_messages=6, idle_timeout_s=5, max_seconds=60)
+                       dlq_topic=dlq, max_messages=6, idle_timeout_s=20, max_seconds=60)
     assert (stats.consumed, stats.emitted, stats.dead_lettered) == (6, 3, 3), f"expected 6 in, 3 out, 3 DLQ: {stats}"
     dead = read_topic(dlq, idle_timeout_s=2)
     assert {r.headers.get("reason") for r in dead} == {"bad_output"}, [r.headers for r in dead]

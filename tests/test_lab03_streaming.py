@@ -65,7 +65,7 @@ def test_poison_messages_go_to_the_dlq_with_reason_and_origin_and_good_ones_all_
     with StreamMetrics("t") as metrics:
         metrics.serve()
         stats = run_stream(strict_process, topics["events"], group_id=group, sink_topic=topics["out"],
-                           dlq_topic=topics["dlq"], metrics=metrics, idle_timeout_s=2)
+                           dlq_topic=topics["dlq"], metrics=metrics, idle_timeout_s=20, max_messages=203)
         scraped = scrape(metrics.url)
     assert (stats.consumed, stats.emitted, stats.dead_lettered) == (203, 200, 3), stats
     out = read_topic(topics["out"], idle_timeout_s=2)
@@ -95,12 +95,14 @@ def test_a_crash_mid_batch_leaves_the_batch_uncommitted(topics):
     def process(raw: bytes):
         raise SystemExit("the process dies mid-batch")  # not an Exception: nothing may be committed
 
+    # idle_timeout_s counts from the start, and joining a new group can take seconds on a busy machine:
+    # a generous bound here costs nothing (the first message ends the crash run, max_messages the second)
     with pytest.raises(SystemExit):
         run_stream(process, topics["events"], group_id=group, sink_topic=topics["out"], dlq_topic=topics["dlq"],
-                   idle_timeout_s=2)
+                   idle_timeout_s=20)
     assert sum(committed_offsets(group, topics["events"]).values()) == 0
     stats = run_stream(strict_process, topics["events"], group_id=group, sink_topic=topics["out"],
-                       dlq_topic=topics["dlq"], idle_timeout_s=2)
+                       dlq_topic=topics["dlq"], idle_timeout_s=20, max_messages=10)
     assert stats.emitted == 10, "the restarted loop processes the batch the crash left"
 
 
@@ -109,7 +111,7 @@ def test_consumer_lag_counts_uncommitted_messages(topics):
     group = unique_topic("test-lab03-group")
     assert sum(consumer_lag(group, topics["events"]).values()) == 60
     run_stream(strict_process, topics["events"], group_id=group, sink_topic=topics["out"], dlq_topic=topics["dlq"],
-               max_messages=25, max_poll_records=5, idle_timeout_s=2)
+               max_messages=25, max_poll_records=5, idle_timeout_s=20)
     assert sum(consumer_lag(group, topics["events"]).values()) == 35
     assert describe_topic(topics["events"])["partitions"] == 3
     with pytest.raises(KeyError):
