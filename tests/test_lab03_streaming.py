@@ -95,8 +95,8 @@ def test_a_crash_mid_batch_leaves_the_batch_uncommitted(topics):
     def process(raw: bytes):
         raise SystemExit("the process dies mid-batch")  # not an Exception: nothing may be committed
 
-    # idle_timeout_s counts from the start, and joining a new group can take seconds on a busy machine:
-    # a generous bound here costs nothing (the first message ends the crash run, max_messages the second)
+    # Generous bounds cost nothing here (the first message ends the crash run, max_messages the second); a
+    # consumer whose first assignment comes without partitions (stale metadata) needs a rebalance to recover.
     with pytest.raises(SystemExit):
         run_stream(process, topics["events"], group_id=group, sink_topic=topics["out"], dlq_topic=topics["dlq"],
                    idle_timeout_s=20)

@@ -109,7 +109,8 @@ def run_stream(process: Callable[[bytes], Iterable[Output] | None], source_topic
         dlq_topic: the dead-letter topic.
         metrics: a :class:`StreamMetrics` to update (optional).
         max_messages: stop after this many input messages.
-        idle_timeout_s: stop when nothing arrived for this long.
+        idle_timeout_s: stop when nothing arrived for this long once partitions are assigned (joining
+            the group, seconds on a busy machine, does not count; ``max_seconds`` still bounds it).
         max_seconds: stop after this long in any case (a bound, not a target).
         stop: stop when this event is set (another thread's way to end the loop).
         max_poll_records: batch size: one flush and one commit per batch.
@@ -148,6 +149,8 @@ def run_stream(process: Callable[[bytes], Iterable[Output] | None], source_topic
             budget = None if max_messages is None else max_messages - stats.consumed
             batch = consumer.poll(timeout_ms=100, max_records=budget)
             if not batch:
+                if not consumer.assignment():  # still joining the group: the idle clock has not started
+                    last_message = time.monotonic()
                 continue
             last_message = time.monotonic()
             futures = []
