@@ -5,10 +5,6 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
-VENV        := .venv
-PY          := $(VENV)/bin/python
-STAMP       := $(VENV)/.installed
 SUBMISSIONS ?= submissions
 GRADES_OUT  ?= .state/course/grades
 PYTEST_ARGS ?=
@@ -19,42 +15,9 @@ JOBS        ?= 2
 # module on one worker. (loadgroup would be finer, but with pytest 9.2 it silently stops grouping.)
 PYTEST_XDIST = -n $(JOBS) --dist loadscope
 
-# nbgrader shells out to `alembic`, Jupyter to its kernels: the environment's bin comes first.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export PYTHONWARNINGS := ignore::DeprecationWarning
+include setup.mk
 
-.PHONY: help install system browser lab test check student-copy services airflow-ui stop status doctor release grade formgrader grades bench data fixtures clean
-
-help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-
-install: system $(STAMP) ## Create .venv from requirements.txt (only when missing or the lock changed)
-
-# Java 17+ (Kafka 4, Spark 4) and Maven (fetches the jars once): installed with apt-get when run as root
-# on Debian/Ubuntu (as CI is); otherwise the exact install line, and a stop.
-system: ## Check the system packages (Java 17+, Maven); install them with apt-get when root
-	@missing=""; \
-	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jre-headless"; \
-	command -v mvn >/dev/null || missing="$$missing maven"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing system packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  else \
-	    echo "Missing system packages:$$missing. Install them, then run make again:" >&2; \
-	    echo "  Debian/Ubuntu: sudo apt-get install$$missing make python3-venv" >&2; \
-	    echo "  macOS:         brew install openjdk@17 maven python@3.11" >&2; \
-	    exit 1; \
-	  fi; \
-	fi
-
-$(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON_BOOT)"; $(PYTHON_BOOT) -m venv $(VENV); }
-	@$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 10), "Python 3.10+ needed, found " + sys.version' 
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	@touch $@
+.PHONY: browser lab test check student-copy services airflow-ui stop status doctor release grade formgrader grades bench data fixtures clean
 
 lab: install services release ## Start everything and open JupyterLab on the student notebooks
 	$(PY) -m helpers.platform.jupyter --port $(LAB_PORT)

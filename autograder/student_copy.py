@@ -27,7 +27,7 @@ from autograder.release import release
 
 TEMPLATES = Path(__file__).resolve().parent / "student"
 SHIPPED = ("helpers", "data/fixtures", "data/README.md", "requirements.txt", "pyproject.toml", "environment.yml",
-           "binder/environment.yml", "binder/start")
+           "binder/environment.yml", "binder/start", "setup.mk")
 """What the copy takes from the workbook as it is (besides the released notebooks and the templates)."""
 MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION", "### END HIDDEN TESTS")
 MANIFEST = ".student-copy.json"

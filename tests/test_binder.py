@@ -129,7 +129,7 @@ def scratch_repo(tmp_path: Path) -> Path:
     repo.mkdir()
     for folder in ("helpers", "autograder", "binder", "data/fixtures"):
         shutil.copytree(REPO_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("requirements.txt", "pyproject.toml", "environment.yml", "data/README.md"):
+    for name in ("requirements.txt", "pyproject.toml", "environment.yml", "data/README.md", "setup.mk"):
         shutil.copy2(REPO_ROOT / name, repo / name)
     lab = repo / "notebooks" / "labx"
     (lab / "dags").mkdir(parents=True)

@@ -56,7 +56,7 @@ def student_copy(tmp_path_factory) -> Path:
 def test_the_copy_has_the_learners_files_and_no_instructor_material(student_copy: Path):
     for lab in {p.parent.name for p in SOURCES}:
         assert list((student_copy / "notebooks" / lab).glob("*.ipynb")), f"expected notebooks/{lab}/ in the copy"
-    for needed in ("helpers/platform/config.py", "data/fixtures/events_small.csv", "README.md", "Makefile",
+    for needed in ("helpers/platform/config.py", "data/fixtures/events_small.csv", "README.md", "Makefile", "setup.mk",
                    "pyproject.toml", "requirements.txt", "binder/postBuild", "notebooks/lab01/dags"):
         assert (student_copy / needed).exists(), f"expected {needed} in the learners' copy"
     present = [name for name in INSTRUCTOR_ONLY if (student_copy / name).exists()]
