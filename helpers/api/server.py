@@ -10,10 +10,7 @@ set (docker-compose's ``api`` service), nothing is started and every helper talk
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +21,7 @@ import httpx
 
 from helpers.api.app import DATASET, dataset_args
 from helpers.platform.config import REPO_ROOT, api_port, api_token, api_url, external_api, state_dir
+from helpers.platform.processes import find_process, start_lock, stop_process, tail
 
 SERVE_MODULE = "helpers.api.server"
 
@@ -40,14 +38,7 @@ def log_file() -> Path:
 
 def api_pid() -> int | None:
     """Return the pid of our running API process (found by its command line), or None."""
-    import psutil
-
-    marker = str(home())
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if SERVE_MODULE in cmdline and "--serve" in cmdline and marker in cmdline:
-            return int(proc.info["pid"])
-    return None
+    return find_process(SERVE_MODULE, "--serve", str(home()))
 
 
 def is_healthy(url: str | None = None, timeout_s: float = 2.0) -> bool:
@@ -80,9 +71,7 @@ def start_api(timeout: float = 60.0) -> str:
     if owner and api_pid() is None:
         raise RuntimeError(f"Port {api_port()} is already taken by {owner}: stop that process, or set "
                            f"WORKBOOK_API_PORT to another port.")
-    home().mkdir(parents=True, exist_ok=True)
-    with open(home() / "start.lock", "w") as lock:  # two notebooks starting at once get one API
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with start_lock(home()):  # two notebooks starting at once get one API
         if api_pid() is None:
             args = dataset_args()
             cmd = [sys.executable, "-m", SERVE_MODULE, "--serve", "--home", str(home()), "--port", str(api_port()),
@@ -94,33 +83,17 @@ def start_api(timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if api_pid() is None:
-            raise RuntimeError(f"The events API exited while starting. Last lines of {log_file()}:\n{_tail()}")
+            raise RuntimeError(f"The events API exited while starting. Last lines of {log_file()}:\n{tail(log_file(), 20)}")
         if is_healthy(url, timeout_s=1.0):
             return url
         time.sleep(0.2)
     raise TimeoutError(f"The events API did not answer within {timeout:.0f} s. Last lines of "
-                       f"{log_file()}:\n{_tail()}")
-
-
-def _tail(lines: int = 20) -> str:
-    try:
-        return "\n".join(log_file().read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log yet)"
+                       f"{log_file()}:\n{tail(log_file(), 20)}")
 
 
 def stop_api(timeout: float = 15.0) -> bool:
     """Stop the embedded API (SIGTERM, then SIGKILL after ``timeout``); False if none was running."""
-    pid = api_pid()
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and api_pid() is not None:
-        time.sleep(0.1)
-    if api_pid() is not None:
-        os.kill(pid, signal.SIGKILL)
-    return True
+    return stop_process(api_pid, timeout, poll_s=0.1)
 
 
 def api_status() -> dict[str, Any]:

@@ -11,10 +11,8 @@ and every helper talks to that broker instead. The clients are in :mod:`helpers.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -24,6 +22,7 @@ from typing import Any
 from helpers.kafka.clients import is_reachable
 from helpers.platform import jvm
 from helpers.platform.config import external_kafka, kafka_bootstrap_servers, kafka_port, state_dir
+from helpers.platform.processes import find_process, start_lock, stop_process, tail
 
 POM = "kafka-broker.pom.xml"
 
@@ -103,19 +102,8 @@ def _write_config() -> Path:
 
 
 def broker_pid() -> int | None:
-    """Return the pid of our running broker, or None.
-
-    The broker is found by its command line (it names our ``server.properties``), so a lost or
-    stale pid file never leaves an orphan behind.
-    """
-    import psutil
-
-    marker = str(home() / "config" / "server.properties")
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if "kafka.Kafka" in cmdline and marker in cmdline:
-            return int(proc.info["pid"])
-    return None
+    """Return the pid of our running broker (found by its command line, which names our ``server.properties``)."""
+    return find_process("kafka.Kafka", str(home() / "config" / "server.properties"))
 
 
 def _format_storage(java: str, classpath: str, conf: Path) -> None:
@@ -129,13 +117,6 @@ def _format_storage(java: str, classpath: str, conf: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise RuntimeError(f"Formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log yet)"
 
 
 def start_broker(timeout: float = 60.0) -> str:
@@ -166,9 +147,7 @@ def start_broker(timeout: float = 60.0) -> str:
             )
     java = jvm.require_java()
     classpath = str(fetch_jars() / "*")
-    home().mkdir(parents=True, exist_ok=True)
-    with open(home() / "start.lock", "w") as lock:  # two notebooks starting at once get one broker
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with start_lock(home()):  # two notebooks starting at once get one broker
         _launch_once(java, classpath)
     return _wait_until_ready(bootstrap, timeout)
 
@@ -194,12 +173,12 @@ def _wait_until_ready(bootstrap: str, timeout: float) -> str:
     while time.monotonic() < deadline:
         if broker_pid() is None:
             raise RuntimeError(f"The Kafka broker exited while starting. Last lines of "
-                               f"{log_file()}:\n{_tail(log_file())}")
+                               f"{log_file()}:\n{tail(log_file())}")
         if is_reachable(bootstrap, timeout_s=2.0):
             return bootstrap
         time.sleep(0.3)
     raise TimeoutError(f"The Kafka broker did not answer within {timeout:.0f} s. "
-                       f"Last lines of {log_file()}:\n{_tail(log_file())}")
+                       f"Last lines of {log_file()}:\n{tail(log_file())}")
 
 
 def stop_broker(timeout: float = 30.0) -> bool:
@@ -208,17 +187,7 @@ def stop_broker(timeout: float = 30.0) -> bool:
     Returns:
         True if a broker was running and is now stopped, False if none was running.
     """
-    pid = broker_pid()
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and broker_pid() is not None:
-        time.sleep(0.2)
-    if broker_pid() is not None:
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
-    return True
+    return stop_process(broker_pid, timeout)
 
 
 def broker_status() -> dict[str, Any]:
