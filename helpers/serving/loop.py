@@ -1,0 +1,113 @@
+"""The serving loop: consume a micro-batch, handle it as a whole, produce, flush, then commit.
+
+At-least-once, like :func:`helpers.streaming.stream.run_stream`, but the handler sees the whole
+batch (so a model scores it in one vectorised call) and the client is pluggable
+(:mod:`helpers.serving.transport`). The commit is asynchronous and comes only after every output of
+the batch was acknowledged; the last one is synchronous, on a clean stop. A crash repeats at most the
+batches whose commit did not land: the stages drop what they already handled (dedupe by event id).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+from helpers.serving.transport import Headers, Message, Transport
+
+Out = tuple[str, bytes | None, bytes, Headers | None]
+"""What a handler emits: ``(topic, key, value, headers)``."""
+
+
+@dataclass
+class LoopStats:
+    """What one :func:`serve` call did (``reasons``: dead-lettered messages by reason)."""
+
+    consumed: int = 0
+    produced: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        rate = self.consumed / self.seconds if self.seconds else 0.0
+        return (f"consumed {self.consumed:,}, produced {self.produced:,}, duplicates skipped {self.duplicates:,}, "
+                f"dead-lettered {sum(self.reasons.values()):,} {dict(self.reasons)}, {self.batches:,} batches, "
+                f"{self.seconds:.1f} s ({rate:,.0f} msg/s)")
+
+
+class SeenIds:
+    """The event ids handled lately (bounded, oldest forgotten first): the idempotent consumer's memory."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[Hashable, None] = OrderedDict()
+
+    def add(self, event_id: Hashable) -> bool:
+        """Remember ``event_id``; return False if it was already there (a duplicate)."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __contains__(self, event_id: Hashable) -> bool:
+        return event_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Iterable[Out]], *,
+          max_records: int = 500, idle_timeout_s: float | None = None, max_seconds: float | None = None,
+          max_messages: int | None = None, stop: threading.Event | None = None,
+          on_batch: Callable[[LoopStats], None] | None = None) -> LoopStats:
+    """Run ``handle`` over micro-batches until stopped, idle, or out of time; return the stats.
+
+    Args:
+        transport: the client (closed on return).
+        handle: ``handle(messages, stats) -> [(topic, key, value, headers), ...]`` for one batch.
+        max_records: the largest batch.
+        idle_timeout_s: stop when nothing arrived for this long once partitions are assigned (None: never).
+        max_seconds: stop after this long (None: never).
+        max_messages: stop after this many input messages.
+        stop: stop when set (a SIGTERM handler sets it).
+        on_batch: called after each committed batch (a hook for metrics).
+    """
+    stats = LoopStats()
+    started = last = time.monotonic()
+    try:
+        while not (stop is not None and stop.is_set()):
+            now = time.monotonic()
+            if max_seconds is not None and now - started > max_seconds:
+                break
+            if idle_timeout_s is not None and now - last > idle_timeout_s:
+                break
+            if max_messages is not None and stats.consumed >= max_messages:
+                break
+            budget = max_records if max_messages is None else min(max_records, max_messages - stats.consumed)
+            batch = transport.poll_batch(budget, 0.1)
+            if not batch:
+                if not transport.assignment():  # still joining the group: the idle clock waits
+                    last = time.monotonic()
+                continue
+            last = time.monotonic()
+            stats.consumed += len(batch)
+            for topic, key, value, headers in handle(batch, stats):
+                transport.produce(topic, key, value, headers)
+                stats.produced += 1
+            transport.flush()  # raises DeliveryFailed: then nothing of this batch is committed
+            transport.commit(batch, asynchronous=True)
+            stats.batches += 1
+            if on_batch is not None:
+                on_batch(stats)
+        if stats.batches:
+            transport.commit(None, asynchronous=False)  # the last batch's offsets again, waited for
+    finally:
+        stats.seconds = time.monotonic() - started
+        transport.close()
+    return stats

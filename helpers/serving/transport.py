@@ -1,0 +1,208 @@
+"""One small interface over two Kafka clients, so the serving loop and the bench can run on either.
+
+:class:`Transport` consumes micro-batches, produces, flushes and commits. Two implementations:
+
+- ``"confluent"`` (librdkafka through confluent-kafka): the course's serving path. One hop measured
+  p50 0.6 ms / p99 11-21 ms at 1,000 events/s on the shared 2-core machine;
+- ``"kafka-python"``: what the learners write against in Labs 03-04. The same hop measured
+  p50 7.6-16 ms / p99 63 ms (its producer alone adds 5-15 ms): see ``benchmarks/serving.py``.
+
+Both are configured for latency: no linger, fetches answered within 10 ms, acks=all and idempotent
+producers (an acknowledged record is in every in-sync replica, and a retry never writes it twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from helpers.kafka.clients import CONSUMER_BOUNDS, PRODUCER_BOUNDS
+
+CLIENTS = ("confluent", "kafka-python")
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass
+class Message:
+    """One consumed message, the same whichever client read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+def _next_offsets(batch: list[Message]) -> dict[tuple[str, int], int]:
+    """The highest offset of each partition in ``batch``."""
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        if m.offset > last.get((m.topic, m.partition), -1):
+            last[(m.topic, m.partition)] = m.offset
+    return last
+
+
+class DeliveryFailed(RuntimeError):
+    """A produced record was not acknowledged: the batch's offsets must not be committed."""
+
+
+class Transport(Protocol):
+    """What the serving loop needs from a Kafka client."""
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]: ...
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None: ...
+    def flush(self) -> None: ...
+    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None: ...
+    def assignment(self) -> list[tuple[str, int]]: ...
+    def close(self) -> None: ...
+
+
+class ConfluentTransport:
+    """confluent-kafka: a Consumer in ``group_id`` on ``topics`` and an idempotent Producer."""
+
+    def __init__(self, bootstrap: str, group_id: str, topics: Sequence[str], client_id: str,
+                 session_timeout_ms: int) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self._errors: list[str] = []
+        self._pending: list[Any] = []
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 0, "client.id": client_id,
+                                  "message.timeout.ms": PRODUCER_BOUNDS["delivery_timeout_ms"],
+                                  "request.timeout.ms": PRODUCER_BOUNDS["request_timeout_ms"]})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "client.id": client_id,
+                                  "enable.auto.commit": False, "enable.auto.offset.store": False,
+                                  "auto.offset.reset": "earliest",
+                                  "fetch.wait.max.ms": 10, "session.timeout.ms": session_timeout_ms,
+                                  "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
+                                  "max.poll.interval.ms": CONSUMER_BOUNDS["max_poll_interval_ms"]})
+        self.consumer.subscribe(list(topics))
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]:
+        # poll() returns as soon as one message is there; consume(n, 0) then takes what is already
+        # fetched. (consume(n, timeout) would wait for n messages or the timeout: +50 ms at 1,000/s.)
+        first = self.consumer.poll(timeout_s)
+        raw = ([first] if first is not None else []) + (self.consumer.consume(max_records - 1, 0) if first else [])
+        out = []
+        for m in raw:
+            if m.error():
+                if m.error().fatal():
+                    raise RuntimeError(f"Kafka consumer error: {m.error()}")
+                continue  # e.g. end of partition: informational
+            out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or [])))
+        return out
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain, then try again
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        left = self.producer.flush(PRODUCER_BOUNDS["delivery_timeout_ms"] / 1000)
+        if left or self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryFailed(f"{left} records unacknowledged, errors: {errors[:3]}")
+
+    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        if batch is not None:  # exactly this batch's offsets, stated (never "whatever was fetched")
+            self._pending = [TopicPartition(t, p, o + 1) for (t, p), o in _next_offsets(batch).items()]
+        if not self._pending:
+            return
+        try:
+            self.consumer.commit(offsets=self._pending, asynchronous=asynchronous)
+        except KafkaException as err:
+            raise RuntimeError(f"committing {self._pending} failed: {err}") from err
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(10)
+        finally:
+            self.consumer.close()
+
+
+class KafkaPythonTransport:
+    """kafka-python: a KafkaConsumer in ``group_id`` on ``topics`` and an idempotent KafkaProducer."""
+
+    def __init__(self, bootstrap: str, group_id: str, topics: Sequence[str], client_id: str,
+                 session_timeout_ms: int) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group_id,
+                                      enable_auto_commit=False, auto_offset_reset="earliest",
+                                      **{**CONSUMER_BOUNDS, "fetch_max_wait_ms": 10, "client_id": client_id,
+                                         "session_timeout_ms": session_timeout_ms,
+                                         "heartbeat_interval_ms": max(500, session_timeout_ms // 5)})
+        try:
+            self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                          linger_ms=0, client_id=client_id, **PRODUCER_BOUNDS)
+        except Exception:
+            self.consumer.close()
+            raise
+        self._futures: list[Any] = []
+        self._pending: dict[Any, Any] = {}
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]:
+        batch = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [Message(m.topic, m.partition, m.offset, m.key, m.value, [(k, v) for k, v in m.headers or []])
+                for messages in batch.values() for m in messages]
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        self._futures.append(self.producer.send(topic, key=key, value=value, headers=headers or None))
+
+    def flush(self) -> None:
+        from kafka.errors import KafkaError
+
+        self.producer.flush(timeout=PRODUCER_BOUNDS["delivery_timeout_ms"] / 1000)
+        futures, self._futures = self._futures, []
+        try:
+            for future in futures:
+                future.get(timeout=PRODUCER_BOUNDS["request_timeout_ms"] / 1000)
+        except KafkaError as err:
+            raise DeliveryFailed(f"a record was not acknowledged: {err}") from err
+
+    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        if batch is not None:
+            self._pending = {TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1)
+                             for (t, p), o in _next_offsets(batch).items()}
+        if not self._pending:
+            return
+        if asynchronous:
+            self.consumer.commit_async(self._pending)
+        else:
+            self.consumer.commit(self._pending)
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+
+    def close(self) -> None:
+        try:
+            self.producer.close(timeout=10)
+        finally:
+            self.consumer.close()
+
+
+def open_transport(client: str, bootstrap: str, group_id: str, topics: Sequence[str], *, client_id: str = "serving",
+                   session_timeout_ms: int = 6_000) -> ConfluentTransport | KafkaPythonTransport:
+    """Return a :class:`Transport` of ``client`` (one of :data:`CLIENTS`) consuming ``topics`` in ``group_id``."""
+    if client == "confluent":
+        return ConfluentTransport(bootstrap, group_id, topics, client_id, session_timeout_ms)
+    if client == "kafka-python":
+        return KafkaPythonTransport(bootstrap, group_id, topics, client_id, session_timeout_ms)
+    raise ValueError(f"unknown Kafka client {client!r}: use one of {CLIENTS}")
