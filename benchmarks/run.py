@@ -119,6 +119,8 @@ def lab_benches() -> dict[str, Callable[[int], None]]:
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).resolve().parent)]), key=lambda m: m.name):
         if info.name not in ("run", "generation", "__main__"):
             module = importlib.import_module(f"benchmarks.{info.name}")
+            if not hasattr(module, "run"):  # a helper module (cells, serving): run by a lab's module
+                continue
             found[info.name] = (lambda m: lambda rows: m.run(record, rows))(module)
     return found
 

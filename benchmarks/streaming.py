@@ -245,9 +245,13 @@ def run(record: Callable[[str, float, str], None], rows: int) -> None:
         print("  lab03: the notebook's answers are stubs: feature-engineer figures skipped")
         solution = None
     bench_throughput(record, min(rows, 50_000), solution)
+    rate, seconds = float(os.environ.get("WORKBOOK_BENCH_RATE", "1000")), float(os.environ.get("WORKBOOK_BENCH_LATENCY_S", "60"))
     if solution is not None:
-        bench_latency(record, float(os.environ.get("WORKBOOK_BENCH_RATE", "1000")),
-                      float(os.environ.get("WORKBOOK_BENCH_LATENCY_S", "60")))
+        bench_latency(record, rate, seconds)
+    from benchmarks.serving import bench_serving
+
+    # Lab 05: events -> features -> model -> predictions, both Kafka clients side by side
+    bench_serving(record, rate, seconds, int(os.environ.get("WORKBOOK_BENCH_SERVING_BACKLOG", "30000")))
 
 
 if __name__ == "__main__":

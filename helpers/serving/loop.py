@@ -31,12 +31,15 @@ class LoopStats:
     batches: int = 0
     reasons: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    phase_s: Counter = field(default_factory=Counter)
+    """Seconds spent in ``poll``, ``handle``, ``produce``, ``flush`` (waiting for acks) and ``commit``."""
 
     def __str__(self) -> str:
         rate = self.consumed / self.seconds if self.seconds else 0.0
         return (f"consumed {self.consumed:,}, produced {self.produced:,}, duplicates skipped {self.duplicates:,}, "
                 f"dead-lettered {sum(self.reasons.values()):,} {dict(self.reasons)}, {self.batches:,} batches, "
-                f"{self.seconds:.1f} s ({rate:,.0f} msg/s)")
+                f"{self.seconds:.1f} s ({rate:,.0f} msg/s); time in " +
+                ", ".join(f"{k} {v:.1f} s" for k, v in self.phase_s.items()))
 
 
 class SeenIds:
@@ -90,18 +93,28 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
             if max_messages is not None and stats.consumed >= max_messages:
                 break
             budget = max_records if max_messages is None else min(max_records, max_messages - stats.consumed)
+            t0 = time.perf_counter()
             batch = transport.poll_batch(budget, 0.1)
+            t1 = time.perf_counter()
+            stats.phase_s["poll"] += t1 - t0
             if not batch:
                 if not transport.assignment():  # still joining the group: the idle clock waits
                     last = time.monotonic()
                 continue
             last = time.monotonic()
             stats.consumed += len(batch)
-            for topic, key, value, headers in handle(batch, stats):
+            outputs = list(handle(batch, stats))
+            t2 = time.perf_counter()
+            for topic, key, value, headers in outputs:
                 transport.produce(topic, key, value, headers)
-                stats.produced += 1
+            stats.produced += len(outputs)
+            t3 = time.perf_counter()
             transport.flush()  # raises DeliveryFailed: then nothing of this batch is committed
+            t4 = time.perf_counter()
             transport.commit(batch, asynchronous=True)
+            t5 = time.perf_counter()
+            for phase, seconds in (("handle", t2 - t1), ("produce", t3 - t2), ("flush", t4 - t3), ("commit", t5 - t4)):
+                stats.phase_s[phase] += seconds
             stats.batches += 1
             if on_batch is not None:
                 on_batch(stats)

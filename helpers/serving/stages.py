@@ -133,6 +133,7 @@ class ModelStage:
     def __call__(self, batch: list[Message], stats: LoopStats) -> list[Out]:
         import numpy as np
         import pandas as pd
+        from threadpoolctl import threadpool_limits
 
         outputs, records, in_batch = [], [], set()
         for msg in batch:
@@ -155,7 +156,8 @@ class ModelStage:
         served = self.watcher.current()  # one model for the whole batch
         t0 = time.perf_counter()
         frame = pd.DataFrame(np.array([r[2] for r in records]), columns=list(FEATURE_NAMES))
-        scores = served.model.predict_proba(frame)[:, 1]
+        with threadpool_limits(1):  # see helpers.serving.__main__.ONE_THREAD: 1-4 ms instead of ~100 ms
+            scores = served.model.predict_proba(frame)[:, 1]
         if self.on_scored is not None:
             self.on_scored(len(records), time.perf_counter() - t0)
         scored_at = time.time()
