@@ -130,7 +130,11 @@ def produce(producer: object, topic: str, events: list[dict], rate: float | None
 
 def bench_client(record: Record, client: str, model: str, bootstrap: str, rate: float, seconds: float,
                  backlog: int, logs: Path) -> None:
-    """Latency at ``rate`` for ``seconds``, then throughput over ``backlog`` events, with ``client`` stages."""
+    """Latency at ``rate`` for ``seconds``, then throughput over ``backlog`` events, with ``client`` stages.
+
+    ``client`` is ``kafka-python``, ``confluent`` (two processes, as in the lab's topology) or
+    ``confluent+fused`` (both stages in one process: half the hops).
+    """
     import numpy as np
 
     from helpers.serving.processes import StageProcess
@@ -139,11 +143,16 @@ def bench_client(record: Record, client: str, model: str, bootstrap: str, rate: 
     tag = uuid.uuid4().hex[:6]
     topics = ensure_topics({r: f"bench-{r}-{tag}" for r in ("events", "features", "predictions", "dlq")},
                            bootstrap=bootstrap, partitions=6)
-    stages = [StageProcess("features", logs / f"{client}-features.log", client=client, group=f"f-{tag}",
+    kind, fused = client.split("+")[0], client.endswith("+fused")
+    stages = [StageProcess("features", logs / f"{client}-features.log", client=kind, group=f"f-{tag}",
                            source=topics["events"], out=topics["features"], dlq=topics["dlq"], bootstrap=bootstrap),
-              StageProcess("model", logs / f"{client}-model.log", client=client, group=f"m-{tag}", model=model,
+              StageProcess("model", logs / f"{client}-model.log", client=kind, group=f"m-{tag}", model=model,
                            source=topics["features"], out=topics["predictions"], dlq=topics["dlq"],
                            bootstrap=bootstrap)]
+    if fused:
+        stages = [StageProcess("both", logs / f"{client}.log", client=kind, group=f"b-{tag}", model=model,
+                               source=topics["events"], features_topic=topics["features"], out=topics["predictions"],
+                               dlq=topics["dlq"], bootstrap=bootstrap)]
     n = int(rate * seconds)
     events = _events(n + backlog + 200)
     warm, timed, bulk = events[:200], events[200:200 + n], events[200 + n:]
@@ -193,11 +202,13 @@ def bench_client(record: Record, client: str, model: str, bootstrap: str, rate: 
 
 def bench_serving(record: Record, rate: float, seconds: float, backlog: int) -> None:
     """Both clients side by side, with one model in a throw-away registry."""
-    from helpers.platform.config import kafka_bootstrap_servers
+    from helpers.platform.config import kafka_bootstrap_servers, state_dir
 
+    logs = state_dir() / "bench-serving" / time.strftime("%Y%m%d-%H%M%S")  # the stages' logs: kept for a post-mortem
+    clients = os.environ.get("WORKBOOK_BENCH_CLIENTS", "kafka-python,confluent,confluent+fused").split(",")
     with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "WORKBOOK_CAPSTONE": tmp,
             "WORKBOOK_ALERTS_DB": f"{tmp}/alerts.db"}):
         model = register_model()
-        for client in ("kafka-python", "confluent"):
-            bench_client(record, client, model, kafka_bootstrap_servers(), rate, seconds, backlog, Path(tmp) / "logs")
+        for client in clients:
+            bench_client(record, client.strip(), model, kafka_bootstrap_servers(), rate, seconds, backlog, logs)

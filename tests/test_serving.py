@@ -200,3 +200,20 @@ def test_registry_down_is_a_clear_error_and_a_bad_version_keeps_the_champion(reg
         "the same broken version should alert once, not at every check")
     client.set_registered_model_alias(registered["name"], CHAMPION, registered["v2"])
     assert watcher.check() and watcher.current().version == registered["v2"], "a good new champion should swap in"
+
+
+def test_incremental_feature_windows_equal_the_exact_recomputation_even_out_of_order(events):
+    """Check that the sliding-window engineer gives the exact path's values, and falls back to it out of order."""
+    from helpers.features.definitions import FEATURES, WindowFeature
+    from helpers.features.stream import FeatureEngineer
+
+    extra = (WindowFeature("recency_cart_s", "recency", 3600, "add_to_cart"),
+             WindowFeature("n_purchase_categories_24h", "distinct", 86400, "purchase", "category"))
+    rows = events.to_dict("records")
+    rows.insert(300, {**rows[100], "event_id": -1})  # the same user again, 200 events late
+    fast, exact = FeatureEngineer((*FEATURES, *extra)), FeatureEngineer((*FEATURES, *extra))
+    exact._out_of_order = type("Everyone", (set,), {"__contains__": lambda self, user: True})()
+    for i, event in enumerate(rows):
+        got, want = fast.update(event), exact.update(event)
+        assert got == want, (f"event {i} (id {event['event_id']}): the incremental windows gave {got}, the exact "
+                             f"recomputation {want}; both must read [t - w, t) of the user's earlier events")

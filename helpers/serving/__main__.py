@@ -17,10 +17,12 @@ from helpers.serving.topics import TOPICS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=__doc__)
-    parser.add_argument("stage", choices=("features", "model"))
+    parser.add_argument("stage", choices=("features", "model", "both"),
+                        help="features: user-events -> features; model: features -> predictions; both: one process")
     parser.add_argument("--group", help="consumer group (default: serving-<stage>)")
     parser.add_argument("--source", "--in", dest="source", help="input topic (default: user-events / features)")
     parser.add_argument("--out", help="output topic (default: features / predictions)")
+    parser.add_argument("--features-topic", default=TOPICS["features"], help="(both) where the features go")
     parser.add_argument("--dlq", default=TOPICS["dlq"])
     parser.add_argument("--model", help="registered model name (model stage)")
     parser.add_argument("--client", default="confluent", choices=("confluent", "kafka-python"))
@@ -47,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.platform.config import kafka_bootstrap_servers
     from helpers.registry.tracking import RegistryUnavailable
     from helpers.serving.loop import serve
-    from helpers.serving.stages import FeatureStage, ModelStage, seen_in_topic
+    from helpers.serving.stages import (
+        FeatureStage,
+        FusedStage,
+        ModelStage,
+        seen_in_topic,
+    )
     from helpers.serving.transport import open_transport
 
     args = build_parser().parse_args(argv)
     bootstrap = args.bootstrap or kafka_bootstrap_servers()
     features = args.stage == "features"
-    source = args.source or (TOPICS["events"] if features else TOPICS["features"])
+    source = args.source or (TOPICS["features"] if args.stage == "model" else TOPICS["events"])
     out = args.out or (TOPICS["features"] if features else TOPICS["predictions"])
     if not is_reachable(bootstrap):
         raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap}: start it (make services) or set "
@@ -73,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot serve: {err}", file=sys.stderr, flush=True)
             return 3
         handler = ModelStage(watcher, out, args.dlq, seen_in_topic(bootstrap, out, args.lookback))
+        if args.stage == "both":  # recovery dedupes on the predictions: a crash between the features and
+            # the predictions of an event must not make the restart skip it, so features may repeat
+            handler = FusedStage(FeatureStage(args.features_topic, args.dlq), handler)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
