@@ -9,6 +9,7 @@ network: these are plain functions, evaluated when called.
 | ``WORKBOOK_STATE``        | ``<repo>/.state``                    | every service      |
 | ``KAFKA_BOOTSTRAP_SERVERS`` | embedded broker, ``127.0.0.1:19092`` | Kafka clients    |
 | ``WORKBOOK_KAFKA_PORT``   | ``19092`` (controller: port + 1)     | embedded broker    |
+| ``WORKBOOK_KAFKA_CLUSTER_PORT`` | Kafka port + 8 (6 ports from it) | Lab 05's 3 nodes |
 | ``SPARK_MASTER``          | ``local[*]``                         | :func:`get_spark`  |
 | ``AIRFLOW_HOME``          | ``<state>/airflow``                  | Airflow helpers    |
 | ``WORKBOOK_JARS``         | ``<state>/jars``                     | Maven jar cache    |
@@ -42,6 +43,15 @@ def state_dir() -> Path:
 def kafka_port() -> int:
     """Return the port of the embedded broker's client listener."""
     return int(os.environ.get("WORKBOOK_KAFKA_PORT", DEFAULT_KAFKA_PORT))
+
+
+def kafka_cluster_port() -> int:
+    """Return the first client port of Lab 05's 3-node cluster (nodes: +0..+2, controllers: +3..+5).
+
+    Derived from the single broker's port (+8), so the suite's cluster (29100 with the suite's broker on
+    29092) and a learner's (19100) never collide; ``WORKBOOK_KAFKA_CLUSTER_PORT`` wins.
+    """
+    return int(os.environ.get("WORKBOOK_KAFKA_CLUSTER_PORT", kafka_port() + 8))
 
 
 def external_kafka() -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from helpers.kafka.clients import is_reachable
 from helpers.platform import jvm
-from helpers.platform.config import kafka_port, state_dir
+from helpers.platform.config import kafka_cluster_port, state_dir
 from helpers.platform.kafka_broker import LOG4J2, fetch_jars
 from helpers.platform.processes import find_process, start_lock, stop_process, tail
 
@@ -35,7 +35,7 @@ NODE_OVERHEAD_MIB = 300  # metaspace, threads, page cache the JVM touches: measu
 
 def base_port() -> int:
     """The first node's client port: ``WORKBOOK_KAFKA_CLUSTER_PORT`` or the single broker's port + 8."""
-    return int(os.environ.get("WORKBOOK_KAFKA_CLUSTER_PORT", kafka_port() + 8))
+    return kafka_cluster_port()
 
 
 def client_port(node: int) -> int:

@@ -35,15 +35,6 @@ class Message:
     headers: Headers
 
 
-def _next_offsets(batch: list[Message]) -> dict[tuple[str, int], int]:
-    """The highest offset of each partition in ``batch``."""
-    last: dict[tuple[str, int], int] = {}
-    for m in batch:
-        if m.offset > last.get((m.topic, m.partition), -1):
-            last[(m.topic, m.partition)] = m.offset
-    return last
-
-
 class DeliveryFailed(RuntimeError):
     """A produced record was not acknowledged: the batch's offsets must not be committed."""
 
@@ -54,7 +45,7 @@ class Transport(Protocol):
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]: ...
     def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None: ...
     def flush(self) -> None: ...
-    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None: ...
+    def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None: ...
     def assignment(self) -> list[tuple[str, int]]: ...
     def close(self) -> None: ...
 
@@ -67,7 +58,6 @@ class ConfluentTransport:
         from confluent_kafka import Consumer, Producer
 
         self._errors: list[str] = []
-        self._pending: list[Any] = []
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                                   "linger.ms": 0, "client.id": client_id,
                                   "message.timeout.ms": PRODUCER_BOUNDS["delivery_timeout_ms"],
@@ -113,17 +103,17 @@ class ConfluentTransport:
             errors, self._errors = self._errors, []
             raise DeliveryFailed(f"{left} records unacknowledged, errors: {errors[:3]}")
 
-    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        """Commit ``{(topic, partition): next offset}``: stated offsets, never "whatever was fetched"."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        if batch is not None:  # exactly this batch's offsets, stated (never "whatever was fetched")
-            self._pending = [TopicPartition(t, p, o + 1) for (t, p), o in _next_offsets(batch).items()]
-        if not self._pending:
+        if not offsets:
             return
         try:
-            self.consumer.commit(offsets=self._pending, asynchronous=asynchronous)
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                 asynchronous=asynchronous)
         except KafkaException as err:
-            raise RuntimeError(f"committing {self._pending} failed: {err}") from err
+            raise RuntimeError(f"committing {offsets} failed: {err}") from err
 
     def assignment(self) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
@@ -154,7 +144,6 @@ class KafkaPythonTransport:
             self.consumer.close()
             raise
         self._futures: list[Any] = []
-        self._pending: dict[Any, Any] = {}
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]:
         batch = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -175,18 +164,17 @@ class KafkaPythonTransport:
         except KafkaError as err:
             raise DeliveryFailed(f"a record was not acknowledged: {err}") from err
 
-    def commit(self, batch: list[Message] | None = None, asynchronous: bool = True) -> None:
+    def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        """Commit ``{(topic, partition): next offset}``."""
         from kafka import OffsetAndMetadata, TopicPartition
 
-        if batch is not None:
-            self._pending = {TopicPartition(t, p): OffsetAndMetadata(o + 1, "", -1)
-                             for (t, p), o in _next_offsets(batch).items()}
-        if not self._pending:
+        if not offsets:
             return
+        stated = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
         if asynchronous:
-            self.consumer.commit_async(self._pending)
+            self.consumer.commit_async(stated)
         else:
-            self.consumer.commit(self._pending)
+            self.consumer.commit(stated)
 
     def assignment(self) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
