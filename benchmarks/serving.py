@@ -200,6 +200,31 @@ def bench_client(record: Record, client: str, model: str, bootstrap: str, rate: 
             print(f"  serving ({client}): {stage.log().strip().splitlines()[-1][:400]}")
 
 
+def bench_failover(record: Record) -> None:
+    """The 3-node cluster: SIGKILL the leader of a busy partition (500 acks=all writes/s), the pause and the audit."""
+    from helpers.platform import kafka_cluster as kc
+    from helpers.serving.failover import failover_drill
+    from helpers.serving.topics import ensure_topics
+
+    ok, detail = kc.check_memory()
+    if not ok:
+        print(f"  cluster: skipped ({detail})")
+        return
+    t0 = time.perf_counter()
+    bootstrap = kc.start_cluster()
+    record("cluster: start 3 KRaft nodes", time.perf_counter() - t0, "s")
+    try:
+        topic = f"bench-drill-{uuid.uuid4().hex[:6]}"
+        ensure_topics({"events": topic}, bootstrap=bootstrap, partitions=3, replication=3, min_insync=2)
+        result = failover_drill(bootstrap, topic, kc.kill_node, lambda: kc.partitions(topic), rate=500, seconds=10,
+                                kill_at_s=3)
+        print(f"  cluster: {result}")
+        record("cluster: fail-over pause after SIGKILL of the leader (longest time without an ack)", result.pause_s, "s")
+        record("cluster: acknowledged records lost in the fail-over", len(result.lost), "records")
+    finally:
+        kc.stop_cluster()
+
+
 def bench_serving(record: Record, rate: float, seconds: float, backlog: int) -> None:
     """Both clients side by side, with one model in a throw-away registry."""
     from helpers.platform.config import kafka_bootstrap_servers, state_dir
@@ -212,3 +237,4 @@ def bench_serving(record: Record, rate: float, seconds: float, backlog: int) -> 
         model = register_model()
         for client in clients:
             bench_client(record, client.strip(), model, kafka_bootstrap_servers(), rate, seconds, backlog, logs)
+    bench_failover(record)
