@@ -78,7 +78,7 @@ class ConfluentTransport:
         # poll() returns as soon as one message is there; consume(n, 0) then takes what is already
         # fetched. (consume(n, timeout) would wait for n messages or the timeout: +50 ms at 1,000/s.)
         first = self.consumer.poll(timeout_s)
-        raw = ([first] if first is not None else []) + (self.consumer.consume(max_records - 1, 0) if first else [])
+        raw = ([first] if first is not None else []) + (self.consumer.consume(max_records - 1, 0) if first is not None and max_records > 1 else [])
         out = []
         for m in raw:
             if m.error():
