@@ -78,9 +78,14 @@ def _read_all(bootstrap: str, topic: str, until: int = 0, timeout_s: float = 60.
     return out
 
 
+@pytest.mark.parametrize("mode", ["two processes", "one process"])
 def test_alias_switch_and_a_killed_server_give_exactly_one_prediction_per_valid_event(
-        kafka_broker, events, registered, test_state):
-    """Check that the version switch shows, a SIGKILLed server loses and doubles nothing, and poison is dead-lettered."""
+        kafka_broker, events, registered, test_state, mode):
+    """Check that the version switch shows, a SIGKILLed server loses and doubles nothing, and poison is dead-lettered.
+
+    Two processes: the model server is killed; one process (``both``): the whole server is killed, so
+    its feature windows must be rebuilt from the topic on restart or the features would be skewed.
+    """
     import orjson
     from mlflow import MlflowClient
 
@@ -93,11 +98,17 @@ def test_alias_switch_and_a_killed_server_give_exactly_one_prediction_per_valid_
     topics = ensure_topics({role: f"{role}-{tag}" for role in ("events", "features", "predictions", "dlq")},
                            partitions=3)
     logs = test_state / "serving" / tag
-    common = {"dlq": topics["dlq"], "max_records": 200}
-    features = StageProcess("features", logs / "features.log", group=f"features-{tag}", source=topics["events"],
-                            out=topics["features"], name="features-1", **common).start()
-    server = StageProcess("model", logs / "model.log", group=f"model-{tag}", source=topics["features"],
-                          out=topics["predictions"], model=registered["name"], reload_s=0.3, name="model-1", **common)
+    common = {"dlq": topics["dlq"], "max_records": 200, "model": registered["name"], "reload_s": 0.3}
+    MlflowClient().set_registered_model_alias(registered["name"], CHAMPION, registered["v1"])
+    if mode == "two processes":
+        features = StageProcess("features", logs / "features.log", group=f"features-{tag}", source=topics["events"],
+                                out=topics["features"], name="features-1", dlq=topics["dlq"], max_records=200).start()
+        server = StageProcess("model", logs / "model.log", group=f"model-{tag}", source=topics["features"],
+                              out=topics["predictions"], name="model-1", **common)
+    else:
+        features = None
+        server = StageProcess("both", logs / "both.log", group=f"both-{tag}", source=topics["events"],
+                              features_topic=topics["features"], out=topics["predictions"], name="both-1", **common)
     server.start()
     records = event_records(events)
     first_user = records[0]["user_id"]
@@ -106,8 +117,8 @@ def test_alias_switch_and_a_killed_server_give_exactly_one_prediction_per_valid_
            {**records[0], "event_id": 10**9 + 3, "event_time": "2025-12-31T00:00:00Z"}]  # late
     stream = records[:1000] + [records[10], records[20]] + bad + records[1000:]  # two repeats, three poison
     try:
-        features.wait_ready()
-        server.wait_ready()
+        for stage in filter(None, (features, server)):
+            stage.wait_ready()
         sender = threading.Thread(target=produce_at_rate, args=(topics["events"], stream, 400.0),
                                   kwargs={"stamp_field": "sent_at"}, daemon=True)
         sender.start()
@@ -127,9 +138,10 @@ def test_alias_switch_and_a_killed_server_give_exactly_one_prediction_per_valid_
         feature_records = _read_all(kafka_broker, topics["features"], until=len(records), timeout_s=30)
         dead = _read_all(kafka_broker, topics["dlq"], until=3, timeout_s=10)
     finally:
-        server.stop()
-        features.stop()
-    print(f"killed after {killed_at:.0f}; server log:\n{server.log()[-1500:]}\nfeatures log:\n{features.log()[-600:]}")
+        for stage in filter(None, (server, features)):
+            stage.stop()
+    print(f"{mode}: killed at {killed_at:.0f}; server log:\n{server.log()[-1500:]}\n"
+          f"features log:\n{features.log()[-600:] if features else '(same process)'}")
 
     ids = [p["value"]["event_id"] for p in predictions]
     expected = set(events.event_id)

@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     if not is_reachable(bootstrap):
         raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap}: start it (make services) or set "
                                 f"KAFKA_BOOTSTRAP_SERVERS")
-    watcher = None
+    watcher, replayed = None, 0
+    group = args.group or f"serving-{args.stage}"
     if features:
         handler = FeatureStage(out, args.dlq, seen_in_topic(bootstrap, out, args.lookback))
+        replayed = handler.restore(bootstrap, source, group)
     else:
         if not args.model:
             print("the model stage needs --model NAME (a registered model with a champion alias)", file=sys.stderr)
@@ -82,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         handler = ModelStage(watcher, out, args.dlq, seen_in_topic(bootstrap, out, args.lookback))
         if args.stage == "both":  # recovery dedupes on the predictions: a crash between the features and
             # the predictions of an event must not make the restart skip it, so features may repeat
-            handler = FusedStage(FeatureStage(args.features_topic, args.dlq), handler)
+            feature_stage = FeatureStage(args.features_topic, args.dlq)
+            replayed = feature_stage.restore(bootstrap, source, group)
+            handler = FusedStage(feature_stage, handler)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    transport = open_transport(args.client, bootstrap, args.group or f"serving-{args.stage}", [source],
-                               client_id=args.name)
+    transport = open_transport(args.client, bootstrap, group, [source], client_id=args.name)
     served = f" model {watcher.current().name} v{watcher.current().version}" if watcher else ""
-    print(f"{args.name}: {args.stage} stage ready ({args.client}, {source} -> {out}){served}", flush=True)
+    restored = f", windows restored from {replayed:,} events" if replayed else ""
+    print(f"{args.name}: {args.stage} stage ready ({args.client}, {source} -> {out}){served}{restored}", flush=True)
     try:
         stats = serve(transport, handler, max_records=args.max_records, max_seconds=args.max_seconds, stop=stop)
     finally:

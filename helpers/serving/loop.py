@@ -67,6 +67,9 @@ class SeenIds:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def __iter__(self):  # noqa: ANN204 - oldest first
+        return iter(self._ids)
+
 
 def _owned(done: dict[tuple[str, int], int], transport: Transport) -> dict[tuple[str, int], int]:
     """The offsets of the partitions this member still owns (a rebalance may have moved the others)."""

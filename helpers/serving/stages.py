@@ -117,6 +117,59 @@ class FeatureStage:
         return outputs
 
 
+    def restore(self, bootstrap: str, topic: str, group_id: str, timeout_s: float = 60.0) -> int:
+        """Rebuild the windows from ``topic`` up to ``group_id``'s committed offsets; return the events replayed.
+
+        A restarted stage would otherwise compute the next events' features from empty windows (skew
+        against Spark). The replay goes through the same validation, dedupe and engineer, emitting
+        nothing; the consumer then resumes at the committed offsets.
+        """
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
+                             "enable.partition.eof": True, "log_level": 2})
+        replayed = 0
+        try:
+            meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise LookupError(f"topic {topic!r} does not exist: create the pipeline's topics first")
+            committed = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=timeout_s)
+            ends = {tp.partition: tp.offset for tp in committed if tp.offset > 0}
+            if not ends:
+                return 0
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+            batches: dict[int, list[Message]] = {p: [] for p in ends}
+            deadline = time.monotonic() + timeout_s
+            while any(batches[p] is not None for p in ends) and time.monotonic() < deadline:
+                for m in consumer.consume(1000, 0.5):
+                    p = m.partition()
+                    if batches.get(p) is None:
+                        continue
+                    if not m.error() and m.offset() < ends[p]:
+                        batches[p].append(Message(topic, p, m.offset(), m.key(), m.value(), []))
+                    if m.error() or m.offset() + 1 >= ends[p]:
+                        self._replay(batches[p])
+                        replayed += len(batches[p])
+                        batches[p] = None  # type: ignore[assignment]
+        finally:
+            consumer.close()
+        return replayed
+
+    def _replay(self, messages: list[Message]) -> None:
+        """Feed ``messages`` (one partition, in order) to the windows without emitting anything.
+
+        Deduped among themselves as they were the first time, not against the ids already emitted
+        (those are exactly the events whose windows must be rebuilt).
+        """
+        emitted, self.seen = self.seen, SeenIds()
+        try:
+            self(messages, LoopStats())
+        finally:
+            replayed, self.seen = self.seen, emitted
+            for event_id in replayed:
+                emitted.add(event_id)
+
+
 class ModelStage:
     """``features`` -> ``predictions``: dedupe by event id, score the batch in one call, stamp the version.
 
