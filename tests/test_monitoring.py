@@ -1,0 +1,209 @@
+"""Lab 05 monitoring: the real Prometheus, Alertmanager and Pushgateway, the alert rules and their promtool
+unit tests, and an alert that travels push -> rule -> Alertmanager -> webhook -> alert sink and resolves.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from helpers.alerts.alertmanager import alert_timeline, record_notification
+from helpers.alerts.sink import last_alert_id
+from helpers.platform import monitoring_config as mc
+from helpers.platform import monitoring_services as ms
+
+pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
+                                reason=f"Prometheus is not installed: {ms.INSTALL_HINT}")
+RULES = mc.RULES_DIR / "workbook.rules.yml"
+RULE_TESTS = mc.RULES_DIR / "workbook.test.yml"
+
+
+def _promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ms.promtool(), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def monitoring():
+    """The suite's embedded monitoring services (started once; stopped at the end of the run)."""
+    return ms.start_monitoring()
+
+
+def _wait_for(predicate, timeout_s: float, poll_s: float = 0.5):
+    """Poll ``predicate`` until it returns something truthy; return it (or the last falsy value)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(poll_s)
+
+
+def test_rule_file_is_valid_and_has_the_six_required_alerts():
+    """Check `promtool check rules` and that the issue's alerts are all there."""
+    done = _promtool("check", "rules", str(RULES))
+    assert done.returncode == 0, f"expected `promtool check rules` to pass, got:\n{done.stdout}{done.stderr}"
+    import yaml
+
+    names = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+    required = {"PredictionLatencyP99High", "ConsumerLagGrowing", "DeadLetterRateHigh", "QualityScoreLow",
+                "TrainingStale", "PredictionScoreDrift"}
+    assert required <= names, f"expected the alerts {sorted(required)}, missing {sorted(required - names)}"
+
+
+def test_rule_unit_tests_pass_and_cover_firing_and_silence_for_every_alert():
+    """Check `promtool test rules`, and that each alert has a firing case and a not-firing case."""
+    done = _promtool("test", "rules", RULE_TESTS.name, cwd=mc.RULES_DIR)
+    assert done.returncode == 0, f"expected the rule unit tests to pass, got:\n{done.stdout}{done.stderr}"
+    import yaml
+
+    fires, silent = set(), set()
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for check in case["alert_rule_test"]:
+            (fires if check.get("exp_alerts") else silent).add(check["alertname"])
+    alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+    assert alerts <= fires, f"expected a firing test for every alert; none for {sorted(alerts - fires)}"
+    assert alerts <= silent, f"expected a not-firing test for every alert; none for {sorted(alerts - silent)}"
+
+
+def test_rule_unit_tests_catch_a_changed_threshold(tmp_path):
+    """Check the promtool tests are not vacuous: a quality threshold moved from 95 % to 85 % must fail them."""
+    shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
+    text = RULES.read_text()
+    assert "batch_quality_score < 0.95" in text, "expected the QualityScoreLow rule to read `batch_quality_score < 0.95`"
+    (tmp_path / RULES.name).write_text(text.replace("batch_quality_score < 0.95", "batch_quality_score < 0.85"))
+    done = _promtool("test", "rules", RULE_TESTS.name, cwd=tmp_path)
+    assert done.returncode != 0, "expected the rule tests to fail on a wrong threshold, but they passed"
+    assert "QualityScoreLow" in done.stdout + done.stderr, f"expected QualityScoreLow named in:\n{done.stdout}"
+
+
+def test_generated_configs_pass_promtool_and_amtool(tmp_path):
+    """Check the generated Prometheus configuration with `promtool check config`."""
+    config = mc.write_yaml(tmp_path / "prometheus.yml", mc.prometheus_config(tmp_path / "targets"))
+    done = _promtool("check", "config", str(config))
+    assert done.returncode == 0, f"expected `promtool check config` to pass, got:\n{done.stdout}{done.stderr}"
+    assert "8 rules found" in done.stdout, f"expected the rule file to be loaded (8 rules), got:\n{done.stdout}"
+    amtool = shutil.which("amtool") or shutil.which("prometheus-alertmanager-amtool")
+    if amtool:  # Debian ships amtool with prometheus-alertmanager
+        am = mc.write_yaml(tmp_path / "am.yml", mc.alertmanager_config("http://127.0.0.1:1/alertmanager"))
+        checked = subprocess.run([amtool, "check-config", str(am)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, f"expected amtool to accept the config, got:\n{checked.stdout}{checked.stderr}"
+
+
+def test_services_answer_and_listen_on_loopback_only(monitoring):
+    """Check each service is ready and every socket it listens on is 127.0.0.1 (no Alertmanager gossip port)."""
+    status = ms.monitoring_status()
+    for name, info in status.items():
+        assert info["ready"], f"expected {name} to answer on {info['url']}; read {info['log']}"
+        assert info["pid"], f"expected a pid for the embedded {name}"
+        listening = {(c.laddr.ip, c.laddr.port) for c in psutil.Process(info["pid"]).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN}
+        assert listening == {("127.0.0.1", ms.SERVICES[name].port)}, (
+            f"expected {name} to listen on 127.0.0.1:{ms.SERVICES[name].port} only, got {sorted(listening)}")
+        udp = {c.laddr.ip for c in psutil.Process(info["pid"]).net_connections("udp")}
+        assert udp <= {"127.0.0.1"}, f"expected no UDP socket beyond loopback for {name}, got {udp}"
+
+
+def test_prometheus_loaded_the_rules_and_scrapes_the_pushgateway(monitoring):
+    """Check the running Prometheus evaluates our rule groups and its scrape targets are up."""
+    rules = httpx.get(f"{ms.PROMETHEUS.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    assert {g["name"] for g in rules} == {"streaming", "batch"}, f"expected our two rule groups, got {rules}"
+    def jobs_up() -> set[str]:
+        targets = httpx.get(f"{ms.PROMETHEUS.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        return {t["labels"]["job"] for t in targets if t["health"] == "up"}
+
+    jobs = _wait_for(lambda: {"prometheus", "pushgateway"} <= jobs_up() and jobs_up(), 30) or jobs_up()
+    assert {"prometheus", "pushgateway"} <= jobs, f"expected prometheus and pushgateway up within 30 s, got {jobs}"
+
+
+def test_registered_component_is_scraped_then_forgotten(monitoring):
+    """Check a component's /metrics is scraped after register_target and dropped after unregister_target."""
+    from prometheus_client import CollectorRegistry
+
+    from helpers.monitoring.metrics import serve_metrics, stream_metrics
+
+    registry = CollectorRegistry()
+    metrics = stream_metrics(registry)
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    with metrics.observe(name):
+        pass
+    port = serve_metrics(registry)
+    ms.register_target(name, port)
+    try:
+        query = f'stream_messages_total{{component="{name}", outcome="ok"}}'
+        found = _wait_for(lambda: httpx.get(f"{ms.PROMETHEUS.url}/api/v1/query", params={"query": query},
+                                            timeout=10).json()["data"]["result"], 30)
+        assert found and float(found[0]["value"][1]) == 1.0, f"expected {query} = 1 in Prometheus, got {found}"
+    finally:
+        assert ms.unregister_target(name), "expected the target file to exist until unregistered"
+    gone = _wait_for(lambda: not [t for t in httpx.get(f"{ms.PROMETHEUS.url}/api/v1/targets", timeout=10)
+                                  .json()["data"]["activeTargets"] if t["labels"].get("component") == name], 30)
+    assert gone, f"expected Prometheus to drop {name} once its target file was removed"
+
+
+def test_a_pushed_bad_quality_score_fires_an_alert_into_the_sink_and_resolves(monitoring):
+    """Check the whole path: Pushgateway -> rule -> Alertmanager -> webhook -> alert sink, fired then resolved."""
+    from helpers.monitoring.push import delete_batch_job, push_batch_run
+
+    job = f"e2e_{uuid.uuid4().hex[:6]}"
+    since = last_alert_id()
+    push_batch_run(job, duration_s=2.0, rows=1000, quality_score=0.80)
+    try:
+        fired = _wait_for(lambda: [a for a in alert_timeline("QualityScoreLow", since) if a["labels"].get("job") == job], 90)
+        assert fired, (f"expected QualityScoreLow for job {job} in the alert sink within 90 s; read "
+                       f"{ms.PROMETHEUS.url}/alerts and {ms.ALERTMANAGER.log} / {ms.RECEIVER.log}")
+        assert "80%" in fired[0]["summary"], f"expected the summary to give the score (80%), got {fired[0]['summary']}"
+        push_batch_run(job, duration_s=2.0, rows=1000, quality_score=0.99)
+        resolved = _wait_for(lambda: [a for a in alert_timeline("QualityScoreLow", since)
+                                      if a["labels"].get("job") == job and a["resolved_at"]], 90)
+        assert resolved, f"expected the alert for {job} to resolve within 90 s of a 99% score; got {fired}"
+    finally:
+        delete_batch_job(job)
+
+
+def test_receiver_refuses_what_is_not_an_alertmanager_payload(monitoring):
+    """Check bad input to the webhook gets a 400 with a reason, and nothing is stored."""
+    since = last_alert_id()
+    reply = httpx.post(f"{ms.RECEIVER.url}/alertmanager", content=b"not json", timeout=10)
+    assert reply.status_code == 400, f"expected 400 for a body that is not JSON, got {reply.status_code}"
+    reply = httpx.post(f"{ms.RECEIVER.url}/alertmanager", json={"hello": 1}, timeout=10)
+    assert reply.status_code == 400 and "alerts" in reply.json()["error"], f"expected a 400 naming 'alerts', got {reply.text}"
+    assert last_alert_id() == since, "expected no alert stored from a bad payload"
+    with pytest.raises(ValueError, match="alerts"):
+        record_notification({"status": "firing"})
+
+
+def test_register_target_refuses_a_name_that_is_not_a_file_name(tmp_path):
+    with pytest.raises(ValueError, match="target name"):
+        mc.target_file(tmp_path, "../evil", 9100)
+
+
+def test_stop_leaves_no_process_behind(monitoring):
+    """Check stop_monitoring ends every service; start again afterwards for later tests."""
+    pids = {name: info["pid"] for name, info in ms.monitoring_status().items()}
+    stopped = ms.stop_monitoring()
+    assert all(stopped.values()), f"expected every service to have been running, got {stopped}"
+    alive = [f"{name} (pid {pid})" for name, pid in pids.items() if pid and psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"expected no process left after stop_monitoring, found {alive}"
+    assert not any(info["ready"] for info in ms.monitoring_status().values()), "expected nothing to answer after stop"
+
+
+def test_doctor_names_the_install_line_when_a_program_is_missing(monkeypatch):
+    """Check the doctor's monitoring line: a missing Alertmanager gives the apt-get and brew lines."""
+    from helpers.platform import doctor
+
+    real = ms.program
+    monkeypatch.setattr(ms, "program", lambda s: None if s.name == "alertmanager" else real(s))
+    check = doctor.check_monitoring()
+    assert not check.ok and "alertmanager" in check.detail, f"expected a FAIL naming alertmanager, got {check.line()}"
+    assert ms.APT_PACKAGES in check.hint and "brew install" in check.hint, f"expected both install lines, got {check.hint}"
+    monkeypatch.setattr(ms, "program", real)
+    check = doctor.check_monitoring()
+    assert check.ok and "prometheus 2." in check.detail, f"expected the installed versions, got {check.line()}"
