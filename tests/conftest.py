@@ -116,8 +116,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not external_api():
         stop_api()  # likewise the suite's events API
     from helpers.platform.monitoring_services import stop_monitoring
+    from helpers.platform.opensearch_node import stop_opensearch
 
-    stop_monitoring()  # Lab 05's Prometheus & co. (each skips itself when its *_URL points elsewhere)
+    stop_monitoring()  # Lab 05's Prometheus & co. and OpenSearch: the suite's own, in TEST_STATE
+    stop_opensearch()
     existed, before = session.config.stash[_BEFORE]
     after = learner_files()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -14,7 +14,8 @@ import time
 def start(what: str = "all") -> dict[str, float]:
     """Start the services named by ``what`` (``kafka``, ``api``, ``airflow``, ``spark``, ``all``, or
     ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need, or
-    ``monitoring``, Lab 05's Prometheus, Alertmanager, Pushgateway and alert receiver, also never in ``all``).
+    ``monitoring``, Lab 05's Prometheus, Alertmanager, Pushgateway, alert receiver and OpenSearch, also never in
+    ``all``).
 
     Returns:
         Seconds each step took, for the figures in ``make bench`` and the README.
@@ -54,6 +55,12 @@ def start(what: str = "all") -> dict[str, float]:
         for name, seconds in start_monitoring().items():
             timings[name] = seconds
             print(f"{name:<8} ready on {SERVICES[name].url} in {seconds:.1f} s", flush=True)
+        from helpers.platform.opensearch_node import start_opensearch
+
+        t0 = time.perf_counter()
+        url = start_opensearch()
+        timings["opensearch"] = time.perf_counter() - t0
+        print(f"opensearch ready on {url} in {timings['opensearch']:.1f} s (logs)", flush=True)
     if what in ("airflow", "all"):
         from helpers.airflow.setup import setup_airflow
         t0 = time.perf_counter()
@@ -78,6 +85,10 @@ def stop() -> None:
     for name, was_running in stop_monitoring().items():  # Lab 05's Prometheus & co.
         if was_running:
             print(f"{name:<8} stopped")
+    from helpers.platform.opensearch_node import stop_opensearch
+
+    if stop_opensearch():
+        print("opensearch stopped")
 
 
 def status() -> int:
@@ -104,6 +115,11 @@ def status() -> int:
     for name, mon in monitoring_status().items():  # Lab 05: started by `services start monitoring`
         mon_pid = f" pid {mon['pid']}" if mon["pid"] else ""
         print(f"{name:<8} {'up' if mon['ready'] else 'down'} ({mon['mode']}, {mon['url']}{mon_pid})")
+    from helpers.platform.opensearch_node import opensearch_status
+
+    node = opensearch_status()
+    node_pid = f" pid {node['pid']}" if node["pid"] else ""
+    print(f"opensearch {node['health'] or 'down'} ({node['mode']}, {node['url']}{node_pid})")
     return 0 if info["reachable"] else 1
 
 
