@@ -133,8 +133,8 @@ def test_registered_component_is_scraped_then_forgotten(monitoring):
     name = f"probe-{uuid.uuid4().hex[:6]}"
     with metrics.observe(name):
         pass
-    port = serve_metrics(registry)
-    ms.register_target(name, port)
+    server = serve_metrics(registry)
+    ms.register_target(name, server.port)
     try:
         query = f'stream_messages_total{{component="{name}", outcome="ok"}}'
         found = _wait_for(lambda: httpx.get(f"{ms.PROMETHEUS.url}/api/v1/query", params={"query": query},
@@ -142,6 +142,7 @@ def test_registered_component_is_scraped_then_forgotten(monitoring):
         assert found and float(found[0]["value"][1]) == 1.0, f"expected {query} = 1 in Prometheus, got {found}"
     finally:
         assert ms.unregister_target(name), "expected the target file to exist until unregistered"
+        server.close()
     gone = _wait_for(lambda: not [t for t in httpx.get(f"{ms.PROMETHEUS.url}/api/v1/targets", timeout=10)
                                   .json()["data"]["activeTargets"] if t["labels"].get("component") == name], 30)
     assert gone, f"expected Prometheus to drop {name} once its target file was removed"

@@ -107,11 +107,11 @@ def _handler() -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int, home: Path) -> None:
-    """Serve the receiver on ``127.0.0.1:<port>`` until killed (what the background process runs)."""
+def serve(port: int, home: Path, host: str = "127.0.0.1") -> None:
+    """Serve the receiver on ``<host>:<port>`` until killed (``0.0.0.0`` only inside a compose container)."""
     home.mkdir(parents=True, exist_ok=True)
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler())
-    print(f"alert receiver on http://127.0.0.1:{port}/alertmanager", flush=True)
+    server = ThreadingHTTPServer((host, port), _handler())
+    print(f"alert receiver on http://{host}:{port}/alertmanager", flush=True)
     server.serve_forever()
 
 
@@ -120,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 only in a container (docker-compose)")
     parser.add_argument("--alerts-db", type=Path, help="the alert sink's SQLite file (WORKBOOK_ALERTS_DB)")
     args = parser.parse_args(argv)
     if args.alerts_db:
         os.environ["WORKBOOK_ALERTS_DB"] = str(args.alerts_db)
-    serve(args.port, args.home)
+    serve(args.port, args.home, args.host)
     return 0
 
 

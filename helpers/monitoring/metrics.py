@@ -11,7 +11,7 @@ Nothing is registered at import time: :func:`stream_metrics` builds them in a re
     with metrics.observe("model-server") as outcome:    # counts, times, marks errors
         score = model.predict(features)
     metrics.prediction_latency.observe(0.042)
-    serve_metrics(registry, port)                          # GET /metrics, on 127.0.0.1
+    server = serve_metrics(registry)                       # GET /metrics on 127.0.0.1:server.port
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -96,8 +97,20 @@ def stream_metrics(registry: CollectorRegistry) -> StreamMetrics:
     )
 
 
-def serve_metrics(registry: CollectorRegistry, port: int = 0) -> int:
-    """Serve ``registry`` on ``http://127.0.0.1:<port>/metrics`` from a daemon thread; return the port.
+@dataclass
+class MetricsServer:
+    """A running ``/metrics`` endpoint on 127.0.0.1: its ``port``, and :meth:`close` to stop serving."""
+
+    port: int
+    _server: Any
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve_metrics(registry: CollectorRegistry, port: int = 0) -> MetricsServer:
+    """Serve ``registry`` on ``http://127.0.0.1:<port>/metrics`` from a daemon thread (``WORKBOOK_METRICS_BIND``).
 
     ``port=0`` picks a free one. Register it with
     :func:`helpers.platform.monitoring_services.register_target` so Prometheus scrapes it.
@@ -106,5 +119,7 @@ def serve_metrics(registry: CollectorRegistry, port: int = 0) -> int:
         from helpers.platform.ports import free_port
 
         port = free_port()
-    start_http_server(port, addr="127.0.0.1", registry=registry)
-    return port
+    from helpers.platform.config import metrics_hosts
+
+    server, _thread = start_http_server(port, addr=metrics_hosts()[0], registry=registry)
+    return MetricsServer(port, server)

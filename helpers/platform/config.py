@@ -179,3 +179,13 @@ def external_monitoring_url(service: str) -> str | None:
 def monitoring_url(service: str) -> str:
     """Return the base URL of ``service``: ``<SERVICE>_URL`` or the embedded one on 127.0.0.1."""
     return external_monitoring_url(service) or f"http://127.0.0.1:{monitoring_port(service)}"
+
+
+def metrics_hosts() -> tuple[str, str]:
+    """Return ``(bind, advertised)`` hosts of the components' ``/metrics`` endpoints.
+
+    Both ``127.0.0.1`` by default; docker-compose's notebook container sets ``WORKBOOK_METRICS_BIND=0.0.0.0``
+    and ``WORKBOOK_METRICS_HOST=workbook`` so the Prometheus container can scrape it.
+    """
+    bind = os.environ.get("WORKBOOK_METRICS_BIND", "").strip() or "127.0.0.1"
+    return bind, os.environ.get("WORKBOOK_METRICS_HOST", "").strip() or "127.0.0.1"

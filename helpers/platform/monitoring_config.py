@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from helpers.platform.config import REPO_ROOT, monitoring_port
+from helpers.platform.config import REPO_ROOT, metrics_hosts, monitoring_port
 
 RULES_DIR = REPO_ROOT / "helpers" / "monitoring" / "rules"
 SCRAPE_INTERVAL = "2s"
@@ -85,7 +85,8 @@ def target_file(targets_dir: Path, name: str, port: int, labels: dict[str, str] 
     if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
         raise ValueError(f"target name must be letters, digits, '-' or '_' (it names a file), not {name!r}")
     targets_dir.mkdir(parents=True, exist_ok=True)
-    entry = [{"targets": [f"127.0.0.1:{int(port)}"], "labels": {"component": name, **(labels or {})}}]
+    host = metrics_hosts()[1]  # 127.0.0.1, or the notebook container's name under docker-compose
+    entry = [{"targets": [f"{host}:{int(port)}"], "labels": {"component": name, **(labels or {})}}]
     path = targets_dir / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")  # Prometheus must never read a half-written file
     tmp.write_text(json.dumps(entry))
