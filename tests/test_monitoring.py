@@ -1,11 +1,19 @@
-"""Lab 05 monitoring: the real Prometheus, Alertmanager and Pushgateway, the alert rules and their promtool
-unit tests, and an alert that travels push -> rule -> Alertmanager -> webhook -> alert sink and resolves.
+"""Lab 05 monitoring, live: the real Prometheus, Alertmanager, Pushgateway and OpenSearch, the alert rules and
+their promtool unit tests, an alert that travels push -> rule -> Alertmanager -> webhook -> alert sink and
+resolves, every dashboard panel's query returning data, one event's logs followed across services, and
+`services stop` leaving nothing behind.
+
+Every test that uses the shared live services is in this one module, so pytest-xdist's loadscope runs them
+on one worker: another worker stopping or restarting them mid-test would break these checks.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,11 +21,23 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from helpers.alerts.alertmanager import alert_timeline, record_notification
 from helpers.alerts.sink import last_alert_id
+from helpers.monitoring import grafana
+from helpers.monitoring.dashboard import graph_links, panel_data, render_dashboard
+from helpers.monitoring.logs import (
+    ecs_logger,
+    errors_per_service,
+    flush_logs,
+    search_event,
+)
+from helpers.monitoring.push import push_batch_run
 from helpers.platform import monitoring_config as mc
 from helpers.platform import monitoring_services as ms
+from helpers.platform import opensearch_node as osn
+from helpers.platform.config import REPO_ROOT, monitoring_port, state_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                                 reason=f"Prometheus is not installed: {ms.INSTALL_HINT}")
@@ -185,17 +205,6 @@ def test_register_target_refuses_a_name_that_is_not_a_file_name(tmp_path):
         mc.target_file(tmp_path, "../evil", 9100)
 
 
-def test_stop_leaves_no_process_behind(monitoring):
-    """Check stop_monitoring ends every service; start again afterwards for later tests."""
-    pids = {name: info["pid"] for name, info in ms.monitoring_status().items()}
-    stopped = ms.stop_monitoring()
-    assert all(stopped.values()), f"expected every service to have been running, got {stopped}"
-    alive = [f"{name} (pid {pid})" for name, pid in pids.items() if pid and psutil.pid_exists(pid)
-             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"expected no process left after stop_monitoring, found {alive}"
-    assert not any(info["ready"] for info in ms.monitoring_status().values()), "expected nothing to answer after stop"
-
-
 def test_doctor_names_the_install_line_when_a_program_is_missing(monkeypatch):
     """Check the doctor's monitoring line: a missing Alertmanager gives the apt-get and brew lines."""
     from helpers.platform import doctor
@@ -208,3 +217,150 @@ def test_doctor_names_the_install_line_when_a_program_is_missing(monkeypatch):
     monkeypatch.setattr(ms, "program", real)
     check = doctor.check_monitoring()
     assert check.ok and "prometheus 2." in check.detail, f"expected the installed versions, got {check.line()}"
+
+# ------------------------------------------------------------------------------------------------------
+# Batch pushes, the dashboard's panels, and OpenSearch: live too, so in this module (one xdist worker):
+# a second worker stopping or restarting these shared services mid-test would break the other's checks.
+
+
+@pytest.fixture(scope="module")
+def opensearch() -> str:
+    """The suite's embedded OpenSearch (started once; stopped by the last test and at the end of the run)."""
+    from helpers.platform.opensearch_node import start_opensearch
+
+    return start_opensearch()
+
+
+def test_push_reaches_the_live_pushgateway_and_a_failed_run_keeps_the_last_success():
+    """Check a push lands in the real Pushgateway, and a failed run does not erase the last success time."""
+    from helpers.monitoring.push import delete_batch_job
+    from helpers.platform.monitoring_services import PUSHGATEWAY, start_service
+
+    start_service("pushgateway")
+    job = f"push_{uuid.uuid4().hex[:6]}"
+    try:
+        push_batch_run(job, duration_s=3.5, rows=1200, quality_score=0.97, model_metrics={"auc": 0.91})
+        push_batch_run(job, duration_s=1.0, rows=0, success=False)
+        text = httpx.get(f"{PUSHGATEWAY.url}/metrics", timeout=10).text
+        ours = {(f.name, s.labels.get("metric"), s.value) for f in text_string_to_metric_families(text)
+                for s in f.samples if s.labels.get("job") == job}
+        names = {name for name, _, _ in ours}
+        for name in ("batch_duration_seconds", "batch_rows", "batch_quality_score", "batch_model_metric",
+                     "batch_last_success_timestamp_seconds", "batch_last_run_success"):
+            assert name in names, f"expected {name} for job {job} in the Pushgateway, got {sorted(names)}"
+        assert ("batch_last_run_success", None, 0.0) in ours, "expected the failed run to set batch_last_run_success 0"
+        assert ("batch_model_metric", "auc", 0.91) in ours, "expected batch_model_metric{metric='auc'} 0.91"
+    finally:
+        delete_batch_job(job)
+
+
+def test_every_panel_returns_data_from_the_live_prometheus(tmp_path):
+    """Check each panel's queries return numbers while a metric source runs and a batch run is pushed."""
+    from helpers.monitoring.demo import DemoSource
+    from helpers.monitoring.push import delete_batch_job, push_batch_run
+    from helpers.platform.monitoring_services import PROMETHEUS, start_monitoring
+
+    start_monitoring()
+    job = f"dash_{uuid.uuid4().hex[:6]}"
+    source = DemoSource(name=f"demo-{uuid.uuid4().hex[:6]}", rate=100)
+    source.error_ratio, source.dlq_ratio, source.lag_growth = 0.02, 0.02, 10
+    with source:
+        push_batch_run(job, duration_s=12.0, rows=5000, quality_score=0.9)  # under 95 %: an alert fires
+        deadline = time.monotonic() + 120
+        while True:
+            panels = panel_data(minutes=5)
+            empty = [p.title for p in panels if not p.has_data()]
+            if not empty or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        delete_batch_job(job)
+    assert not empty, (f"expected every panel to show data within 120 s; empty: {empty}. Check the targets on "
+                       f"{PROMETHEUS.url}/targets and the queries on its graph page")
+    fig = render_dashboard(panels=panels, minutes=5)
+    out = tmp_path / "dashboard.png"
+    fig.savefig(out, dpi=80)
+    assert out.stat().st_size > 20_000, f"expected a rendered dashboard image, got {out.stat().st_size} bytes"
+    drawn = [ax.get_title(loc="left") for ax in fig.axes]
+    assert drawn == [p["title"] for p in grafana.build_dashboard()["panels"]], f"expected one axis per panel, got {drawn}"
+    links = graph_links()
+    assert all(url.startswith(f"{PROMETHEUS.url}/graph?g0.expr=") for urls in links.values() for url in urls), (
+        f"expected links to Prometheus's graph page, got {json.dumps(links)[:300]}")
+
+
+def test_node_is_green_on_loopback_with_the_log_template(opensearch):
+    """Check health green on one node (0 replicas), both ports on 127.0.0.1 only, and the shared log mapping."""
+    status = osn.opensearch_status()
+    assert status["health"] == "green", f"expected a green single node, got {status}; read {osn.log_file()}"
+    listening = {(c.laddr.ip.removeprefix("::ffff:"), c.laddr.port)
+                 for c in psutil.Process(status["pid"]).net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    expected = {("127.0.0.1", monitoring_port("opensearch")), ("127.0.0.1", monitoring_port("opensearch_transport"))}
+    assert listening == expected, f"expected OpenSearch to listen on {sorted(expected)} only, got {sorted(listening)}"
+    template = httpx.get(f"{opensearch}/_index_template/workbook-logs", timeout=10).json()
+    mapping = template["index_templates"][0]["index_template"]["template"]["mappings"]["properties"]
+    assert mapping["event"]["properties"]["id"]["type"] == "keyword", f"expected event.id as keyword, got {mapping}"
+
+
+def test_one_event_is_followed_across_services_by_its_id(opensearch):
+    """Check ECS lines from two services come back, oldest first, by event id; errors are counted per service."""
+    event_id, trace_id = uuid.uuid4().hex, uuid.uuid4().hex
+    ingest = ecs_logger(f"ingest-{event_id[:6]}", stream=None)
+    server = ecs_logger(f"model-server-{event_id[:6]}", stream=None)
+    ingest.info("received", extra={"event.id": event_id, "trace.id": trace_id, "event.action": "ingest"})
+    server.info("scored", extra={"event.id": event_id, "trace.id": trace_id, "event.action": "predict"})
+    try:
+        raise KeyError("user_id")
+    except KeyError:
+        server.exception("could not build features", extra={"event.id": event_id, "trace.id": trace_id})
+    other = ecs_logger(f"other-{event_id[:6]}", stream=None)
+    other.info("unrelated", extra={"event.id": uuid.uuid4().hex})
+    for logger in (ingest, server, other):
+        flush_logs(logger)
+    found = search_event(event_id)
+    got = [(doc["service"]["name"].split("-")[0], doc["log.level"], doc["message"]) for doc in found]
+    assert got == [("ingest", "info", "received"), ("model", "info", "scored"),
+                   ("model", "error", "could not build features")], f"expected the event's 3 lines in order, got {got}"
+    assert {doc["trace"]["id"] for doc in found} == {trace_id}, "expected every line to carry the trace id"
+    assert found[2]["error"]["type"] == "KeyError", f"expected the exception's type in error.type, got {found[2]}"
+    errors = errors_per_service()
+    assert sum(count for _, count in errors.get(server.name.removeprefix("workbook."), [])) == 1, (
+        f"expected 1 error for the model server, got {errors}")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Last: the command line a learner uses (`make monitoring`, `make stop`), then nothing may be left running.
+
+
+def _services(*args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([sys.executable, "-m", "helpers.platform.services", *args], capture_output=True,
+                          text=True, timeout=300, cwd=REPO_ROOT, env=env)
+
+
+def _ours() -> list[str]:
+    """Processes whose command line names one of the monitoring services' folders in the suite's state."""
+    folders = [str(state_dir() / name) for name in ("prometheus", "alertmanager", "pushgateway", "alert_receiver",
+                                                    "opensearch")]
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info.get("cmdline") or [])
+        if any(folder in line for folder in folders):
+            found.append(f"pid {proc.info['pid']}: {line[:120]}")
+    return found
+
+
+def test_start_monitoring_then_stop_leaves_no_process_behind():
+    """Check the CLI: every service reports ready, status shows them up, stop ends every process."""
+    started = _services("start", "monitoring")
+    assert started.returncode == 0, f"expected `services start monitoring` to succeed, got:\n{started.stdout}{started.stderr}"
+    for name in ("prometheus", "alertmanager", "pushgateway", "alert_receiver", "opensearch"):
+        assert f"{name} " in started.stdout and "ready on http://127.0.0.1:" in started.stdout, (
+            f"expected a ready line for {name}, got:\n{started.stdout}")
+    status = _services("status")
+    for name in ("prometheus", "alertmanager", "pushgateway", "alert_receiver"):
+        assert any(line.startswith(f"{name} ") and " up " in line for line in status.stdout.splitlines()), (
+            f"expected `{name} up` in the status, got:\n{status.stdout}")
+    assert "opensearch green" in status.stdout, f"expected `opensearch green` in the status, got:\n{status.stdout}"
+    stopped = _services("stop")
+    assert stopped.returncode == 0, f"expected `services stop` to succeed, got:\n{stopped.stdout}{stopped.stderr}"
+    left = [p for p in _ours() if "helpers.platform.services" not in p]
+    assert not left, f"expected no monitoring process after `services stop`, found: {left}"
