@@ -215,6 +215,12 @@ def test_doctor_names_the_install_line_when_a_program_is_missing(monkeypatch):
     assert not check.ok and "alertmanager" in check.detail, f"expected a FAIL naming alertmanager, got {check.line()}"
     assert ms.APT_PACKAGES in check.hint and "brew install" in check.hint, f"expected both install lines, got {check.hint}"
     monkeypatch.setattr(ms, "program", real)
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "javac" else which(name, *a, **k))
+    check = doctor.check_monitoring()
+    assert not check.ok and "javac" in check.detail and "openjdk-17-jdk-headless" in check.hint, (
+        f"expected a FAIL naming javac with the JDK install line, got {check.line()}")
+    monkeypatch.setattr(shutil, "which", which)
     check = doctor.check_monitoring()
     assert check.ok and "prometheus 2." in check.detail, f"expected the installed versions, got {check.line()}"
 

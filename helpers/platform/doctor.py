@@ -177,8 +177,14 @@ def check_monitoring() -> Check:
         found.append(f"{name} {version.group(1) if version else '?'}")
     if missing:
         return Check("monitoring", False, f"missing: {', '.join(missing)}", ms.INSTALL_HINT)
+    import shutil
+
+    from helpers.platform import opensearch_node
+
+    if shutil.which("javac") is None:  # the embedded OpenSearch compiles its launcher once
+        return Check("monitoring", False, f"{', '.join(found)}; javac missing (OpenSearch)", opensearch_node.JDK_HINT)
     up = [name for name, info in ms.monitoring_status().items() if info["ready"]]
-    state = f"running: {', '.join(up)}" if up else "not running (Lab 05: `python -m helpers.platform.services start monitoring`)"
+    state = f"running: {', '.join(up)}" if up else "not running (Lab 05: `make monitoring`, or `python -m helpers.platform.services start monitoring`)"
     return Check("monitoring", True, f"{', '.join(found)}; {state}")
 
 
