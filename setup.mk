@@ -21,12 +21,13 @@ install: system $(STAMP) ## Create .venv from requirements.txt (only when missin
 # workbook starts its own copies on 127.0.0.1 (helpers/platform/monitoring_services.py), never the packages'
 # system services: while apt-get installs them a policy-rc.d forbids starting services, and they are
 # disabled afterwards (a systemd machine would otherwise run Prometheus on every interface, port 9090).
+POLICY_RC ?= /usr/sbin/policy-rc.d
 MONITORING_CHECK = command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v prometheus-pushgateway >/dev/null || command -v pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless";
-NO_SERVICE_START_BEGIN = ours=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '\043!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; fi;
-NO_SERVICE_START_END = [ -z "$$ours" ] || rm -f /usr/sbin/policy-rc.d; \
+NO_SERVICE_START_BEGIN = ours=""; if [ ! -e $(POLICY_RC) ]; then printf '\043!/bin/sh\nexit 101\n' > $(POLICY_RC); chmod +x $(POLICY_RC); ours=1; fi;
+NO_SERVICE_START_END = [ -z "$$ours" ] || rm -f $(POLICY_RC); \
 	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
 	  systemctl disable --now prometheus prometheus-alertmanager prometheus-pushgateway >/dev/null 2>&1 || true; fi;
 
