@@ -44,6 +44,12 @@ services: install ## Start the embedded services (Kafka broker; Spark connector;
 airflow-ui: install ## Optional: Airflow's web UI (airflow standalone, capped for 2 cores) on :8080
 	$(PY) -m helpers.platform.services start airflow-ui
 
+# Lab 05 part 3 only (never part of `make services`/`make lab`: Labs 00-04 don't pay for it): Prometheus,
+# Alertmanager, the Pushgateway, the alert receiver and OpenSearch, embedded on 127.0.0.1. `make stop` stops them.
+.PHONY: monitoring
+monitoring: install ## Lab 05: start Prometheus, Alertmanager, Pushgateway, the alert receiver, OpenSearch
+	$(PY) -m helpers.platform.services start monitoring
+
 stop: ## Stop the embedded services
 	@if [ -x $(PY) ]; then $(PY) -m helpers.platform.services stop; fi
 

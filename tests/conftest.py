@@ -46,6 +46,11 @@ os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
 os.environ.setdefault("WORKBOOK_API_PORT", str(int(os.environ["WORKBOOK_KAFKA_PORT"]) + 2))
 os.environ.setdefault("WORKBOOK_API_ROWS", "30000")
 os.environ.setdefault("WORKBOOK_API_DAYS", "3")
+# Lab 05 monitoring: the suite's Prometheus, Pushgateway, Alertmanager, alert receiver and OpenSearch
+# (HTTP, transport) on the broker's port + 20 .. + 25, so parallel checkouts and CI never collide.
+for _offset, _service in enumerate(("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER", "ALERT_RECEIVER",
+                                    "OPENSEARCH", "OPENSEARCH_TRANSPORT"), start=20):
+    os.environ.setdefault(f"WORKBOOK_{_service}_PORT", str(int(os.environ["WORKBOOK_KAFKA_PORT"]) + _offset))
 for _derived in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
     os.environ.pop(_derived, None)  # derived from AIRFLOW_HOME below (an xdist worker inherits the controller's)
 os.environ.pop("WORKBOOK_ALERT_WEBHOOK", None)  # a learner's real webhook gets no test alerts
@@ -110,6 +115,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         stop_broker()  # the suite's broker (in TEST_STATE, on its own port): never the learner's
     if not external_api():
         stop_api()  # likewise the suite's events API
+    from helpers.platform.monitoring_services import stop_monitoring
+    from helpers.platform.opensearch_node import stop_opensearch
+
+    stop_monitoring()  # Lab 05's Prometheus & co. and OpenSearch: the suite's own, in TEST_STATE
+    stop_opensearch()
     existed, before = session.config.stash[_BEFORE]
     after = learner_files()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

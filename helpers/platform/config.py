@@ -20,6 +20,11 @@ network: these are plain functions, evaluated when called.
 | ``WORKBOOK_CAPSTONE``     | ``<state>/capstone``                 | Lab 05 data, models|
 | ``MLFLOW_TRACKING_URI``   | ``sqlite:///<capstone>/mlflow.db``   | MLflow registry    |
 | ``WORKBOOK_DVC_REMOTE``   | ``<capstone>/dvc-remote``            | DVC's local remote |
+| ``WORKBOOK_PROMETHEUS_PORT`` / ``PROMETHEUS_URL`` | ``19090`` / embedded | Lab 05 metrics |
+| ``WORKBOOK_ALERTMANAGER_PORT`` / ``ALERTMANAGER_URL`` | ``19093`` / embedded | Lab 05 alerts |
+| ``WORKBOOK_PUSHGATEWAY_PORT`` / ``PUSHGATEWAY_URL`` | ``19091`` / embedded | Lab 05 batch metrics |
+| ``WORKBOOK_ALERT_RECEIVER_PORT`` | ``19094``                     | Alertmanager -> alert sink |
+| ``WORKBOOK_OPENSEARCH_PORT`` / ``OPENSEARCH_URL`` | ``19200`` (transport 19300) / embedded | Lab 05 logs |
 """
 
 from __future__ import annotations
@@ -148,3 +153,49 @@ def dvc_remote_dir() -> Path:
     """Return DVC's local remote for the capstone's data (``WORKBOOK_DVC_REMOTE`` or ``<capstone>/dvc-remote``)."""
     value = os.environ.get("WORKBOOK_DVC_REMOTE", "").strip()
     return Path(value).resolve() if value else capstone_dir() / "dvc-remote"
+
+
+# --- Lab 05 part 3, monitoring: Prometheus, Alertmanager, Pushgateway, the alert receiver, OpenSearch ---
+# Each is embedded on 127.0.0.1 by default (helpers.platform.monitoring_services, opensearch_node); the
+# ``*_URL`` variables point the helpers at docker-compose's services instead (nothing is started then).
+MONITORING_DEFAULT_PORTS: dict[str, int] = {
+    "prometheus": 19090, "pushgateway": 19091, "alertmanager": 19093, "alert_receiver": 19094,
+    "opensearch": 19200, "opensearch_transport": 19300,
+}
+
+
+def monitoring_port(service: str) -> int:
+    """Return the embedded ``service``'s port: ``WORKBOOK_<SERVICE>_PORT`` or its default.
+
+    ``service`` is a key of :data:`MONITORING_DEFAULT_PORTS`; ``opensearch_transport`` defaults to the HTTP
+    port + 100 when only ``WORKBOOK_OPENSEARCH_PORT`` is set.
+    """
+    if service not in MONITORING_DEFAULT_PORTS:
+        raise ValueError(f"unknown monitoring service {service!r}; expected one of {sorted(MONITORING_DEFAULT_PORTS)}")
+    value = os.environ.get(f"WORKBOOK_{service.upper()}_PORT", "").strip()
+    if value:
+        return int(value)
+    if service == "opensearch_transport" and os.environ.get("WORKBOOK_OPENSEARCH_PORT", "").strip():
+        return monitoring_port("opensearch") + 100
+    return MONITORING_DEFAULT_PORTS[service]
+
+
+def external_monitoring_url(service: str) -> str | None:
+    """Return ``<SERVICE>_URL`` (e.g. ``PROMETHEUS_URL=http://prometheus:9090``) when set, else None."""
+    value = os.environ.get(f"{service.upper()}_URL", "").strip().rstrip("/")
+    return value or None
+
+
+def monitoring_url(service: str) -> str:
+    """Return the base URL of ``service``: ``<SERVICE>_URL`` or the embedded one on 127.0.0.1."""
+    return external_monitoring_url(service) or f"http://127.0.0.1:{monitoring_port(service)}"
+
+
+def metrics_hosts() -> tuple[str, str]:
+    """Return ``(bind, advertised)`` hosts of the components' ``/metrics`` endpoints.
+
+    Both ``127.0.0.1`` by default; docker-compose's notebook container sets ``WORKBOOK_METRICS_BIND=0.0.0.0``
+    and ``WORKBOOK_METRICS_HOST=workbook`` so the Prometheus container can scrape it.
+    """
+    bind = os.environ.get("WORKBOOK_METRICS_BIND", "").strip() or "127.0.0.1"
+    return bind, os.environ.get("WORKBOOK_METRICS_HOST", "").strip() or "127.0.0.1"

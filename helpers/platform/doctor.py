@@ -159,9 +159,39 @@ def check_api() -> Check:
                  "WORKBOOK_API_PORT picks another port")
 
 
+def check_monitoring() -> Check:
+    """Lab 05's Prometheus, Alertmanager and Pushgateway: installed (OS packages) and whether they run."""
+    import re
+    import subprocess
+
+    from helpers.platform import monitoring_services as ms
+
+    found, missing = [], []
+    for name in ("prometheus", "alertmanager", "pushgateway"):
+        exe = ms.program(ms.SERVICES[name])
+        if exe is None:
+            missing.append(name)
+            continue
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+        version = re.search(r"version (\S+)", out.stdout + out.stderr)
+        found.append(f"{name} {version.group(1) if version else '?'}")
+    if missing:
+        return Check("monitoring", False, f"missing: {', '.join(missing)}", ms.INSTALL_HINT)
+    import shutil
+
+    from helpers.platform import opensearch_node
+
+    if shutil.which("javac") is None:  # the embedded OpenSearch compiles its launcher once
+        return Check("monitoring", False, f"{', '.join(found)}; javac missing (OpenSearch)", opensearch_node.JDK_HINT)
+    up = [name for name, info in ms.monitoring_status().items() if info["ready"]]
+    state = f"running: {', '.join(up)}" if up else "not running (Lab 05: `make monitoring`, or `python -m helpers.platform.services start monitoring`)"
+    return Check("monitoring", True, f"{', '.join(found)}; {state}")
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "python": check_python, "java": check_java, "maven": check_maven, "memory": check_memory, "ports": check_ports,
     "kafka": check_kafka, "spark": check_spark, "airflow": check_airflow, "api": check_api,
+    "monitoring": check_monitoring,
 }
 
 
@@ -169,14 +199,14 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
     """Check the machine and the given services; print one line per check.
 
     Args:
-        services: which of ``kafka``, ``spark``, ``airflow``, ``api`` to check (the base checks always run).
+        services: which of ``kafka``, ``spark``, ``airflow``, ``api``, ``monitoring`` to check (the base checks always run).
         quiet: return the results without printing.
 
     Returns:
         The checks, in order. ``all(c.ok for c in result)`` means ready.
     """
     names = ["python", "java", "maven", "memory"] + (["ports"] if "kafka" in services else [])
-    names += [s for s in ("kafka", "spark", "airflow", "api") if s in services]
+    names += [s for s in ("kafka", "spark", "airflow", "api", "monitoring") if s in services]
     results = []
     for name in names:
         try:
@@ -194,7 +224,7 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
 
 
 def main() -> int:
-    results = doctor()
+    results = doctor(("kafka", "spark", "airflow", "monitoring"))
     return 0 if all(r.ok for r in results) else 1
 
 

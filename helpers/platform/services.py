@@ -13,7 +13,9 @@ import time
 
 def start(what: str = "all") -> dict[str, float]:
     """Start the services named by ``what`` (``kafka``, ``api``, ``airflow``, ``spark``, ``all``, or
-    ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need).
+    ``airflow-ui``, which is never part of ``all``: it costs ~2 GB for a UI the labs don't need, or
+    ``monitoring``, Lab 05's Prometheus, Alertmanager, Pushgateway, alert receiver and OpenSearch, also never in
+    ``all``).
 
     Returns:
         Seconds each step took, for the figures in ``make bench`` and the README.
@@ -47,6 +49,18 @@ def start(what: str = "all") -> dict[str, float]:
         url = airflow_ui.start_standalone()
         timings["airflow-ui"] = time.perf_counter() - t0
         print(f"airflow  UI on {url} in {timings['airflow-ui']:.1f} s (no login; `make stop` stops it)")
+    if what == "monitoring":  # Lab 05 only, never part of `all`: Labs 00-04 don't pay for it
+        from helpers.platform.monitoring_services import SERVICES, start_monitoring
+
+        for name, seconds in start_monitoring().items():
+            timings[name] = seconds
+            print(f"{name:<8} ready on {SERVICES[name].url} in {seconds:.1f} s", flush=True)
+        from helpers.platform.opensearch_node import start_opensearch
+
+        t0 = time.perf_counter()
+        url = start_opensearch()
+        timings["opensearch"] = time.perf_counter() - t0
+        print(f"opensearch ready on {url} in {timings['opensearch']:.1f} s (logs)", flush=True)
     if what in ("airflow", "all"):
         from helpers.airflow.setup import setup_airflow
         t0 = time.perf_counter()
@@ -66,6 +80,15 @@ def stop() -> None:
     print("api      stopped" if stop_api() else "api      was not running")
     if airflow_ui.stop_standalone():
         print("airflow  UI stopped")
+    from helpers.platform.monitoring_services import stop_monitoring
+
+    for name, was_running in stop_monitoring().items():  # Lab 05's Prometheus & co.
+        if was_running:
+            print(f"{name:<8} stopped")
+    from helpers.platform.opensearch_node import stop_opensearch
+
+    if stop_opensearch():
+        print("opensearch stopped")
 
 
 def status() -> int:
@@ -87,13 +110,23 @@ def status() -> int:
 
     ui = f", UI up (pid {standalone_pid()})" if standalone_pid() else ""
     print(f"airflow  in-process, AIRFLOW_HOME={airflow_home()}{ui}")
+    from helpers.platform.monitoring_services import monitoring_status
+
+    for name, mon in monitoring_status().items():  # Lab 05: started by `services start monitoring`
+        mon_pid = f" pid {mon['pid']}" if mon["pid"] else ""
+        print(f"{name:<8} {'up' if mon['ready'] else 'down'} ({mon['mode']}, {mon['url']}{mon_pid})")
+    from helpers.platform.opensearch_node import opensearch_status
+
+    node = opensearch_status()
+    node_pid = f" pid {node['pid']}" if node["pid"] else ""
+    print(f"opensearch {node['health'] or 'down'} ({node['mode']}, {node['url']}{node_pid})")
     return 0 if info["reachable"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "api", "spark", "airflow", "airflow-ui"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "kafka", "api", "spark", "airflow", "airflow-ui", "monitoring"])
     args = parser.parse_args(argv)
     if args.command == "start":
         start(args.what)

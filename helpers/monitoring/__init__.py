@@ -1,0 +1,1 @@
+"""Lab 05 monitoring: metric definitions, batch pushes, alert rules, the dashboard and log shipping."""
