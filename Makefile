@@ -76,6 +76,11 @@ formgrader: install ## Instructors: nbgrader's formgrader on the course, to grad
 grades: install ## Instructors: add the formgrader's manual scores to grades.csv; regenerate feedback
 	$(PY) -m autograder.grades --out $(GRADES_OUT) --feedback
 
+# Lab 05: the reference capstone, headless against the live services (the events API is started as needed).
+.PHONY: capstone
+capstone: install services ## Lab 05 reference system end to end; report + <state>/capstone/summary.json
+	$(PY) -m helpers.capstone $(CAPSTONE_ARGS)
+
 bench: install services ## Print benchmark figures (start-up, generation, DAG run, ...)
 	$(PY) -m benchmarks
 

@@ -292,3 +292,16 @@ def test_events_api_serves_the_helpers_app_where_clients_look(services):
         env = _env(services[name])
         assert env.get("WORKBOOK_API_URL") == f"http://api:{port}", f"{name} must reach the API at api:{port}"
         assert env.get("WORKBOOK_API_TOKEN") == token, f"{name} must send the token the API expects"
+
+
+def test_mlflow_server_is_where_the_registry_clients_look(services):
+    """Check that `mlflow` serves the registry (the lock's MLflow, in the notebook image) to the notebook and Airflow."""
+    mlflow = services["mlflow"]
+    command = " ".join(mlflow["command"])
+    assert mlflow["image"] == services["workbook"]["image"], "run the notebook image (the lock's mlflow)"
+    assert "mlflow server" in command and "--port 5000" in command and "--serve-artifacts" in command, command
+    assert "mlflow:5000" in command, "allow the service name as a Host header (MLflow 3 refuses unknown hosts)"
+    assert 5000 in _published(mlflow) and "healthcheck" in mlflow, "publish the UI and declare a health check"
+    for name in ("workbook", "airflow-scheduler"):
+        assert _env(services[name]).get("MLFLOW_TRACKING_URI") == "http://mlflow:5000", (
+            f"{name} must log and register models on the mlflow service")

@@ -39,7 +39,15 @@ COLUMNS = SCHEMA.names
 
 
 class ExtractError(RuntimeError):
-    """The extract could not get a complete, well-formed day from the API."""
+    """The extract could not get a complete, well-formed day from the API.
+
+    ``retryable`` is True when the API stayed unavailable (no answer, 5xx, 429) through every attempt:
+    a later try may succeed. A refused token or a malformed page will not get better by retrying.
+    """
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class _Transient(Exception):
@@ -153,7 +161,7 @@ def fetch_events(start: datetime | str, end: datetime | str, *, url: str | None 
             except _Transient as err:
                 raise ExtractError(f"page {page} ({where}) failed after {max_attempts} attempts; last error: "
                                    f"{err}. Is the API at {base} up? (`make services`, helpers.api.server.start_api(), "
-                                   f"or WORKBOOK_API_URL for an API elsewhere)") from err
+                                   f"or WORKBOOK_API_URL for an API elsewhere)", retryable=True) from err
             if reply.status_code == 401:
                 raise ExtractError(f"page {page} ({where}) was refused (401): send the API's bearer token "
                                    f"(WORKBOOK_API_TOKEN, default in helpers.platform.config)")

@@ -1,0 +1,34 @@
+"""``python -m helpers.capstone [--parts training] [--date D] [--days N]`` (what ``make capstone`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+PART_MODULES = ("helpers.capstone.training",)
+"""Modules that register a part when imported (parts 2 and 3 add theirs here)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    from helpers.capstone.summary import PARTS, report_lines, run_parts
+
+    for name in PART_MODULES:
+        importlib.import_module(name)
+    parser = argparse.ArgumentParser(prog="python -m helpers.capstone", description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="", help=f"comma-separated, default all: {','.join(p.name for p in PARTS)}")
+    parser.add_argument("--date", help="the training run's logical date (default: the API dataset's last day)")
+    parser.add_argument("--days", type=int, help="days to train on, ending at --date (default: all the API serves)")
+    args = parser.parse_args(argv)
+    names = [p.strip() for p in args.parts.split(",") if p.strip()] or None
+    try:
+        summary = run_parts(names, {"date": args.date, "days": args.days})
+    except ValueError as err:
+        parser.error(str(err))
+    print("\n".join(report_lines(summary)))
+    print(f"summary: {summary['path']}")
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Train and judge Lab 05's classifier: a time split, gradient boosting, metrics against the prior.
+
+The business question is "will this user purchase within the next hour?". :func:`time_split` holds
+out the **latest** events (a random split would let the model train on the future of the events it is
+tested on); :func:`evaluate` reports ROC AUC and PR AUC next to what guessing the base rate gets
+(ROC AUC 0.5, PR AUC = the base rate), plus the Brier score and log loss of the probabilities;
+:func:`calibration_table` gives the points of a calibration plot. :func:`reproduce` retrains a
+registered version from the data version it is tagged with (DVC) and returns its metrics again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.features.definitions import FEATURE_NAMES, LABEL
+
+PARAMS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 31, "min_samples_leaf": 100,
+                          "holdout_share": 0.3, "random_state": 0}
+"""The reference model's settings (``holdout_share``: the latest share of events held out)."""
+METRIC = "pr_auc"
+"""The metric that decides promotion: PR AUC suits a rare positive class (ROC AUC looks good too easily)."""
+
+
+def time_split(frame: pd.DataFrame, holdout_share: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` in time: events up to the cut train, the latest ``holdout_share`` are held out.
+
+    The cut is a quantile of ``event_time``; every event at the cut's time goes to training, so no
+    second is split in two. Deterministic: the same frame gives the same split.
+
+    Raises:
+        ValueError: ``holdout_share`` outside (0, 1), or one side would be empty.
+    """
+    if not 0 < holdout_share < 1:
+        raise ValueError(f"holdout_share is a fraction between 0 and 1, got {holdout_share!r}")
+    cut = frame["event_time"].quantile(1 - holdout_share)
+    train, holdout = frame[frame["event_time"] <= cut], frame[frame["event_time"] > cut]
+    if train.empty or holdout.empty:
+        raise ValueError(f"a time split of {len(frame)} events at {cut} leaves {len(train)} to train and "
+                         f"{len(holdout)} to hold out: need events at more than one time")
+    return train, holdout
+
+
+def fit_model(train: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
+    """Fit a gradient-boosting classifier on the features of ``train`` (one thread: the machine is shared)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    settings = {**PARAMS, **(params or {})}
+    settings.pop("holdout_share")
+    if train[LABEL].nunique() < 2:
+        raise ValueError(f"the training events all have {LABEL} = {train[LABEL].iloc[0]}: nothing to learn "
+                         f"(a day without purchases, or a broken label)")
+    with threadpool_limits(1):
+        return HistGradientBoostingClassifier(**settings).fit(train[list(FEATURE_NAMES)], train[LABEL])
+
+
+def evaluate(model: Any, holdout: pd.DataFrame) -> dict[str, float]:
+    """The model's holdout metrics and the baseline's (always predicting the base rate)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+    from threadpoolctl import threadpool_limits
+
+    y = holdout[LABEL].to_numpy()
+    with threadpool_limits(1):
+        p = model.predict_proba(holdout[list(FEATURE_NAMES)])[:, 1]
+    prior = float(y.mean())
+    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p)),
+            "brier": float(brier_score_loss(y, p)), "log_loss": float(log_loss(y, p, labels=[0, 1])),
+            "prior": prior, "baseline_roc_auc": 0.5, "baseline_pr_auc": prior,
+            "baseline_brier": float(prior * (1 - prior)), "holdout_rows": float(len(y))}
+
+
+def calibration_table(model: Any, holdout: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted probability vs observed purchase rate per probability quantile bin (for a plot)."""
+    p = model.predict_proba(holdout[list(FEATURE_NAMES)])[:, 1]
+    frame = pd.DataFrame({"predicted": p, "observed": holdout[LABEL].to_numpy()})
+    frame["bin"] = pd.qcut(frame["predicted"].rank(method="first"), bins, labels=False)
+    return frame.groupby("bin").agg(predicted=("predicted", "mean"), observed=("observed", "mean"),
+                                    events=("observed", "size")).reset_index(drop=True)
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    """Write ``model`` with skops (no pickle), atomically; return the path."""
+    from skops.io import dump
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    dump(model, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_saved_model(path: str | Path) -> Any:
+    """Read a model written by :func:`save_model` (its own types are trusted: this pipeline wrote it)."""
+    from skops.io import get_untrusted_types, load
+
+    return load(path, trusted=get_untrusted_types(file=path))
+
+
+def train_and_evaluate(frame: pd.DataFrame, params: Mapping[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, float], tuple[pd.DataFrame, pd.DataFrame]]:
+    """Split ``frame`` in time, fit, evaluate: ``(model, metrics, (train, holdout))``."""
+    settings = {**PARAMS, **(params or {})}
+    train, holdout = time_split(frame, float(settings["holdout_share"]))
+    model = fit_model(train, settings)
+    return model, evaluate(model, holdout), (train, holdout)
+
+
+def reproduce(name: str, version: str | int, *, root: str | Path | None = None,
+              tracking_uri: str | None = None) -> dict[str, float]:
+    """Retrain registered version ``version`` of ``name`` from its tagged data version; return the metrics.
+
+    The version's ``data.features`` tag (a DVC hash) and ``data.features_path`` are checked out into
+    the DVC project (the workspace then holds that version of the feature set), and the model is
+    trained again with the run's logged parameters. Same data + same code + same parameters: the same
+    metrics as the version logged.
+
+    Raises:
+        LookupError: the version has no data tags (it was not registered by this pipeline).
+        VersioningError: that data version is in neither the DVC cache nor the remote.
+    """
+    from mlflow import MlflowClient
+
+    from helpers.registry.tracking import connect
+    from helpers.versioning.datarepo import checkout, data_root
+
+    connect(tracking_uri)
+    client = MlflowClient()
+    found = client.get_model_version(name, str(version))
+    tags = found.tags
+    if "data.features" not in tags or "data.features_path" not in tags:
+        raise LookupError(f"{name} version {version} has no data.features / data.features_path tags: only a "
+                          f"version registered by the training pipeline can be reproduced")
+    root = Path(root or data_root())
+    checked = checkout(tags["data.features_path"], tags["data.features"], root=root)
+    params = {k: _number(v) for k, v in client.get_run(found.run_id).data.params.items() if k in PARAMS}
+    frame = pd.read_parquet(root / checked.path)
+    _, metrics, _ = train_and_evaluate(frame, params)
+    return metrics
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def beats_prior(metrics: Mapping[str, float]) -> bool:
+    """True when the model ranks clearly better than guessing: ROC AUC > 0.5 and PR AUC above the base rate."""
+    return bool(metrics["roc_auc"] > 0.5 and metrics["pr_auc"] > metrics["prior"] and np.isfinite(metrics["brier"]))

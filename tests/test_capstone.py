@@ -1,0 +1,56 @@
+"""``make capstone``'s training part: ``python -m helpers.capstone`` runs the training DAG headless against
+the live services, prints a short report and writes ``<capstone>/summary.json`` (its own capstone folder here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.platform.config import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # a fresh interpreter: Airflow, Spark, MLflow and DVC start up (about a minute)
+
+
+def _capstone(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WORKBOOK_CAPSTONE": str(tmp_path), "WORKBOOK_DVC_REMOTE": str(tmp_path / "dvc-remote"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "helpers.capstone", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_capstone_training_part_writes_its_summary(tmp_path, events_api):
+    """Check that the capstone trains on the API's days and records records, quality, model, hashes and times."""
+    done = _capstone(tmp_path, "--date", "2026-01-02", "--days", "2")
+    assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    training = summary["parts"]["training"]
+    assert summary["ok"] and training["ok"], training.get("error")
+    assert training["records"]["raw_events"] > 10_000, f"expected 10K+ records, got {training['records']}"
+    assert training["quality"]["score"] > 95.0, f"expected a quality score above 95 %, got {training['quality']}"
+    model = training["model"]
+    assert model["version"] == "1" and model["champion"] == "1", f"expected version 1 as champion, got {model}"
+    assert model["metrics"]["pr_auc"] > model["baseline"]["pr_auc"], f"expected the model to beat the prior: {model}"
+    assert [r["day"] for r in training["data"]["raw"]] == ["2026-01-01", "2026-01-02"]
+    assert len(training["data"]["features"]["md5"]) == 32 and training["data"]["dvc_status_clean"] is True
+    assert set(training["tasks"]) >= {"extract_data", "register_model"}
+    assert all(t["seconds"] is not None for t in training["tasks"].values()), "expected every task's time"
+    assert "data quality score" in done.stdout and "summary:" in done.stdout, done.stdout[-2000:]
+
+
+def test_capstone_empty_day_is_reported_as_a_failure(tmp_path, events_api):
+    """Check that a day without events exits 1 and the summary says that no model was trained."""
+    done = _capstone(tmp_path, "--date", "2026-02-01", "--days", "1")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert done.returncode == 1 and not summary["ok"], f"expected a failed capstone, got {done.stdout[-1500:]}"
+    assert "no model was trained" in summary["parts"]["training"]["error"]
+
+
+def test_capstone_unknown_part_is_refused(tmp_path):
+    """Check that an unknown part name stops before anything runs, listing the known parts."""
+    done = _capstone(tmp_path, "--parts", "nonsense")
+    assert done.returncode == 2 and "training" in done.stderr, done.stderr[-1000:]
