@@ -17,7 +17,9 @@ never stops the run.
 
 ``--jobs N`` (default: the core count) grades N submissions at once, each in a worker process with
 its own scratch copy of the course; this process alone writes the results into the course
-(:mod:`autograder.parallel`). ``--jobs 1`` grades them one after another in this process.
+(:mod:`autograder.parallel`). ``--jobs 1`` grades them one after another, each in a worker process
+too, so a submission that kills its grader or its kernel costs its own row only. Where bubblewrap
+works, every grading kernel runs in a sandbox (:mod:`autograder.sandbox`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from autograder.course import (
     SOURCE_DIR,
     course_dir,
     load_config,
-    open_api,
     source_assignments,
     step_dir,
 )
@@ -256,8 +257,8 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
         assignment: grade only this assignment (required for the flat layout).
         config: course configuration (default :func:`autograder.course.load_config`).
         echo: print one line per graded notebook.
-        jobs: submissions graded at once; above 1, each in a worker process with its own scratch
-            course, merged into this course by this process (:mod:`autograder.parallel`).
+        jobs: submissions graded at once, each in a worker process with its own scratch course,
+            merged into this course by this process (:mod:`autograder.parallel`).
 
     Returns:
         The path of ``grades.csv``.
@@ -265,24 +266,16 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
     root = Path(submissions_dir).resolve()
     config = config if config is not None else load_config()
     submissions = find_submissions(root, assignment)
-    api = open_api(config)
     known = set(source_assignments())
     needed = sorted({s.assignment for s in submissions if s.assignment in known and not _known_to_gradebook(config, s.assignment)})
     if needed:  # autograde needs the assignment in the gradebook: that is what release records
         release(needed, config)
     out = Path(out_dir).resolve() if out_dir is not None else course_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    if jobs > 1:  # worker processes, imported only when asked for
-        from autograder.parallel import grade_parallel
+    # a worker per submission, --jobs 1 included (imported here: parallel imports this module)
+    from autograder.parallel import grade_parallel
 
-        rows = grade_parallel(config, submissions, root, jobs, echo)
-    else:
-        rows = []
-        for submission in submissions:
-            done = grade_one(api, config, submission, root, known)
-            rows += done
-            if echo:
-                echo_rows(done)
+    rows = grade_parallel(config, submissions, root, jobs, echo)
     feedback_root = course_dir(config)
     if out != feedback_root:
         for row in rows:
