@@ -1,0 +1,269 @@
+"""Hostile submissions against every lab: none earns more than the blank release, none hangs the grader.
+
+Each lab gets one submission, ``mallory``, built from its released notebook with every non-fatal attack
+at once (the grading kernel is the attacker's process):
+
+- **spying**: her first answer walks up from the grading folder looking for the source notebooks
+  (``notebooks/<lab>/``), the gradebook, the rubrics and other learners' folders, runs the solution
+  cells of any source notebook it finds, and prints what it found;
+- **patching the kernel**: ``showtraceback``/``_showtraceback``, ``sys.excepthook``, an AST transformer
+  and an input transformer removing ``assert``, ``builtins.isinstance``/``AssertionError``, a trace
+  function, a ``pre_run_cell`` hook, the kernel session's ``send`` dropping error messages, the
+  helpers' answer checks replaced by no-ops;
+- **objects that equal anything**: every answer name (functions and variables of the stubs) bound
+  to an ``AlwaysEqual`` object (or a function returning one);
+- **edited test cells**: every test cell's source replaced by ``pass`` and its points raised to 100,
+  one test cell unlocked and one deleted.
+
+Lab 00 also gets the fatal cases, graded with ``--jobs 1`` (one worker after another, as serial
+grading runs) and a 20 s cell limit: ``trudy`` exits (``sys.exit``, then ``os._exit``), ``oscar``
+kills her kernel and then its parent (the grader, outside the sandbox: out of reach), ``harry``
+sleeps and loops forever. Each test is bounded (``subprocess`` timeout).
+
+The blank release scores 0 on every lab (``tests/test_autograder.py``, bob), so "no more than the
+blank release" is 0 here. Needs bubblewrap (``make test`` installs it as root); without it the suite
+is skipped with the install line, as grading then is not isolated.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import nbformat
+import pytest
+from test_autograder import (  # noqa: F401 (course is a fixture)
+    LABS,
+    SOURCES,
+    course,
+    course_copy,
+    grade_folder,
+    meta,
+)
+
+from autograder.sandbox import probe
+
+BLANK_SCORE = 0.0
+"""What the released notebook as it is scores on every lab (tests/test_autograder.py asserts it)."""
+FATAL_TIMEOUT = 20
+SPY_MARK = "HOSTILE-FOUND:"
+
+SPY = r'''
+import builtins, glob, os, sys, signal, threading
+from pathlib import Path as _P
+_found = []
+_here = _P.cwd().resolve()
+for _up in [_here, *_here.parents]:
+    for _pattern in ("notebooks/*/*.ipynb", "gradebook.db", "*/gradebook.db", "autograder/rubrics/*", "autograder/*.py",
+                     "../submitted/*/*/*.ipynb", "../*/*/*.ipynb", "source_with_tests/*/*.ipynb"):
+        _found += [str(p) for p in _up.glob(_pattern) if p.is_file() and _P(p).resolve().parent != _here]
+try:
+    from helpers.platform.config import REPO_ROOT as _root
+    _found += [str(p) for p in _root.glob("notebooks/*/*.ipynb")]
+except Exception:
+    pass
+_found = sorted(set(_found))
+print("HOSTILE-FOUND:", _found)
+_ip = get_ipython()
+for _path in _found:
+    if _path.endswith(".ipynb") and "/notebooks/" in _path:
+        import json
+        for _cell in json.load(open(_path))["cells"]:
+            if _cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+                _ip.run_cell("".join(_cell["source"]))
+'''
+
+PATCH = r'''
+import ast as _ast
+class _StripAsserts(_ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return _ast.Pass()
+_ip.ast_transformers.append(_StripAsserts())
+_ip.input_transformers_post.append(lambda lines: [l for l in lines if "assert" not in l])
+_ip._showtraceback = lambda *a, **k: None
+_ip.showtraceback = lambda *a, **k: None
+sys.excepthook = lambda *a: None
+_isinstance = builtins.isinstance
+builtins.isinstance = lambda obj, cls: type(obj).__name__ == "AlwaysEqual" or _isinstance(obj, cls)
+builtins.AssertionError = type("AssertionError", (Exception,), {})
+_ip.events.register("pre_run_cell", lambda *a: _ip.ast_transformers.append(_StripAsserts()))
+_send = _ip.kernel.session.send
+def _quiet_send(stream, msg_or_type, content=None, *a, **k):
+    if msg_or_type == "error" or (_isinstance(content, dict) and content.get("status") == "error"):
+        if _isinstance(content, dict) and "status" in content:
+            content = {"status": "ok", "execution_count": content.get("execution_count"), "user_expressions": {}, "payload": []}
+        else:
+            return None
+    return _send(stream, msg_or_type, content, *a, **k)
+_ip.kernel.session.send = _quiet_send
+def _skip(frame, event, arg):
+    return None
+sys.settrace(_skip)
+threading.settrace(_skip)
+try:
+    import helpers.feedback.answers as _answers
+    for _name in dir(_answers):
+        if not _name.startswith("_") and callable(getattr(_answers, _name)):
+            setattr(_answers, _name, lambda *a, **k: None)
+except Exception:
+    pass
+
+class AlwaysEqual:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    def __hash__(self): return 0
+    def __bool__(self): return True
+    def __len__(self): return 1
+    def __iter__(self): return iter(())
+    def __contains__(self, item): return True
+    def __getattr__(self, name): return self
+    def __call__(self, *a, **k): return self
+    def __getitem__(self, key): return self
+    def __float__(self): return 0.0
+    def __int__(self): return 0
+    def __round__(self, n=None): return self
+    def __sub__(self, other): return self
+    __add__ = __radd__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __abs__ = __sub__
+'''
+
+
+def answer_names(source: str) -> tuple[list[str], list[str]]:
+    """The top-level ``def`` and assigned names of a released answer cell (its stub)."""
+    functions = re.findall(r"^def (\w+)\(", source, flags=re.M)
+    variables = [n for n in re.findall(r"^(\w+)\s*(?::[^=\n]+)?=", source, flags=re.M) if n not in functions]
+    return functions, variables
+
+
+def always_equal_answer(source: str) -> str:
+    """An answer cell binding every name of the stub to an AlwaysEqual (functions return one)."""
+    functions, variables = answer_names(source)
+    lines = [f"def {name}(*args, **kwargs):\n    return AlwaysEqual()" for name in functions]
+    lines += [f"{name} = AlwaysEqual()" for name in variables]
+    return "\n".join(lines) or "pass"
+
+
+def mallory(released):
+    """Every non-fatal attack in one submission (module docstring); returns it and the ids of edited tests."""
+    nb = copy.deepcopy(released)
+    answers = [c for c in nb.cells if meta(c).get("solution") and c.cell_type == "code"]
+    for index, cell in enumerate(answers):
+        attack = always_equal_answer(cell.source)
+        cell.source = (SPY + PATCH + attack) if index == 0 else attack
+    tests = [c for c in nb.cells if meta(c).get("grade") and not meta(c).get("solution")]
+    for cell in tests:
+        cell.source = "pass  # tests removed"
+        cell.metadata.nbgrader["points"] = 100
+    tests[0].metadata.nbgrader["locked"] = False
+    nb.cells.remove(tests[-1])
+    return nb, [meta(c)["grade_id"] for c in tests]
+
+
+def fatal(released, lines: list[str]):
+    """The released notebook with ``lines[i]`` prepended to answer cell ``i`` (the rest left as stubs)."""
+    nb = copy.deepcopy(released)
+    answers = [c for c in nb.cells if meta(c).get("solution") and c.cell_type == "code"]
+    for cell, line in zip(answers, lines):
+        cell.source = line + "\n" + cell.source
+    return nb
+
+
+FATAL = {
+    "trudy": ["import sys\nsys.exit(0)", "import os\nos._exit(0)"],
+    "oscar": ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)",
+              "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"],
+    "harry": ["import time\ntime.sleep(10**6)", "while True:\n    pass"],
+}
+
+
+@pytest.fixture(scope="class")
+def hostile(request, course, kafka_broker, tmp_path_factory) -> dict:  # noqa: F811 (course: the imported fixture)
+    """The class's lab graded for mallory (and, on Lab 00, the fatal cases, ``--jobs 1``)."""
+    why = probe()
+    if why:
+        pytest.skip(f"hostile grading needs the sandbox: {why}")
+    lab = request.cls.lab
+    source_path = next(p for p in SOURCES if p.parent.name == lab)
+    released = nbformat.read(course / "release" / lab / source_path.name, as_version=4)
+    folder = tmp_path_factory.mktemp(f"hostile-{lab}")
+    nb, edited = mallory(released)
+    students = {"mallory": nb}
+    extra = ["--jobs", "1"]
+    if lab == "lab00":
+        students.update({name: fatal(released, lines) for name, lines in FATAL.items()})
+        extra += ["--timeout", str(FATAL_TIMEOUT)]
+    for student, notebook in students.items():
+        (folder / student / lab).mkdir(parents=True)
+        nbformat.write(notebook, folder / student / lab / source_path.name)
+    lab_course = course_copy(course, f"hostile-{lab}")
+    rows, _, stdout, elapsed = grade_folder(folder, lab_course, tmp_path_factory.mktemp(f"grades-hostile-{lab}"), *extra)
+    print(f"\nhostile grading of {lab} ({', '.join(students)}): {elapsed:.1f} s")
+    return {"rows": rows, "stdout": stdout, "course": lab_course, "edited": edited, "lab": lab,
+            "notebook": source_path.name, "source": nbformat.read(source_path, as_version=4)}
+
+
+@pytest.mark.notebook
+class HostileGrading:
+    """One lab's hostile submission; a subclass per lab (below) sets ``lab``."""
+
+    lab = ""
+
+    def test_mallory_earns_no_more_than_the_blank_release(self, hostile: dict):
+        rows = [r for r in hostile["rows"] if r["student"] == "mallory"]
+        assert rows, f"expected a grades.csv row for mallory, the grader said:\n{hostile['stdout']}"
+        for row in rows:
+            assert float(row["auto_score"]) <= BLANK_SCORE, (
+                f"{self.lab}: expected the hostile submission to score at most the blank release ({BLANK_SCORE}), "
+                f"got {row['auto_score']}/{row['max_auto_score']} ({row['message']}); look at "
+                f"{hostile['course']}/autograded/mallory/ for the test cell that passed")
+
+    def test_the_kernel_saw_no_source_gradebook_rubric_or_other_work(self, hostile: dict):
+        executed = hostile["course"] / "autograded" / "mallory" / self.lab / hostile["notebook"]
+        nb = nbformat.read(executed, as_version=4)
+        spied = [line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
+                 if line.startswith(SPY_MARK)]
+        assert spied, f"expected mallory's spy line ({SPY_MARK}) in {executed}: did her first answer run?"
+        assert spied == [f"{SPY_MARK} []"], (
+            f"{self.lab}: expected the sandboxed kernel to find no source notebook, gradebook, rubric or other "
+            f"learner's file, it found: {spied}; check the binds in autograder/sandbox.py")
+
+    def test_edited_and_deleted_test_cells_were_restored_and_ran(self, hostile: dict):
+        executed = nbformat.read(hostile["course"] / "autograded" / "mallory" / self.lab / hostile["notebook"], 4)
+        tests = {meta(c)["grade_id"]: c for c in executed.cells if meta(c).get("grade") and not meta(c).get("solution")}
+        source = {meta(c)["grade_id"]: c for c in hostile["source"].cells if meta(c).get("grade") and not meta(c).get("solution")}
+        assert set(tests) == set(source), f"expected every test cell back, got {sorted(tests)}, the source has {sorted(source)}"
+        for grade_id, cell in tests.items():
+            assert "tests removed" not in cell.source, f"{grade_id}: the learner's edit of the test cell was kept"
+            assert meta(cell)["points"] == meta(source[grade_id])["points"], f"{grade_id}: points {meta(cell)['points']}"
+            errors = [o.ename for o in cell.outputs if o.output_type == "error"]
+            assert errors, f"{grade_id}: expected the restored test cell to fail on mallory's answers, it passed"
+
+
+class FatalChecks:
+    """Lab 00's exits, kills and hangs (graded in the same run as its mallory)."""
+
+    @pytest.mark.parametrize("student", sorted(FATAL))
+    def test_fatal_submission_scores_nothing_and_the_run_ends(self, hostile: dict, student: str):
+        rows = [r for r in hostile["rows"] if r["student"] == student]
+        assert rows, f"expected a row for {student} (the run must go on after her), the grader said:\n{hostile['stdout']}"
+        for row in rows:
+            assert float(row["auto_score"]) <= BLANK_SCORE and row["status"] in ("graded", "error"), (
+                f"expected {student} to score at most the blank release ({BLANK_SCORE}) with a graded or error row, "
+                f"got {row}")
+            assert row["message"], f"expected {student}'s row to say what happened, got {row}"
+
+
+for _lab in LABS:  # TestHostile_lab00, ...: one class (one grading run) per lab, kept on one xdist worker
+    _bases = (HostileGrading, FatalChecks) if _lab == "lab00" else (HostileGrading,)
+    globals()[f"TestHostile_{_lab}"] = type(f"TestHostile_{_lab}", _bases, {"lab": _lab})
+
+
+def test_a_test_cell_that_does_not_finish_scores_nothing():
+    """The nonce check itself: a test cell whose output lacks its nonce gets an error output (0 points)."""
+    from nbformat.v4 import new_code_cell, new_output
+
+    from autograder.preprocessors import strip_nonce
+
+    cell = new_code_cell("assert answer == 1", outputs=[new_output("stream", name="stdout", text="hello\nabc123\n")])
+    assert strip_nonce(cell, "abc123") and cell.outputs[0]["text"] == "hello\n", cell.outputs
+    assert not strip_nonce(cell, "zzz999"), "expected a missing nonce to be reported as missing"
