@@ -92,7 +92,8 @@ def find_submissions(root: Path, assignment: str | None = None) -> list[Submissi
         for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if assignment and assignment_dir.name != assignment:
                 continue
-            files = tuple(sorted(p for p in assignment_dir.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts))
+            files = tuple(sorted(p for p in assignment_dir.rglob("*") if p.is_file() and not p.is_symlink()
+                                 and ".ipynb_checkpoints" not in p.parts))  # a handed-in symlink is not followed
             found.append(Submission(student_dir.name, assignment_dir.name, files))
     return sorted(found, key=lambda s: (s.student, s.assignment))
 
@@ -158,6 +159,22 @@ def _error_reason(result: dict) -> str:
     return _first_line(lines[-1]) if lines else "nbgrader failed without a message"
 
 
+def remove_links(folder: Path) -> list[Path]:
+    """Delete what is neither a regular file nor a folder under ``folder`` (symlinks, fifos, sockets).
+
+    The grading kernel writes in its folder; nbgrader then copies that folder's files into the
+    learner's feedback, following symlinks. A kernel that cannot read the solutions (sandbox) could
+    still leave ``loot -> <repo>/notebooks/lab01`` there for the grader to copy: removed here,
+    between autograde and feedback. Returns what was removed.
+    """
+    removed = []
+    for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
     """Autograde one submission, write its feedback and return one ``grades.csv`` row per notebook."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -165,6 +182,7 @@ def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
     started = time.monotonic()
     student, assignment = submission.student, submission.assignment
     autograded = api.autograde(assignment, student, force=True, create=True)
+    remove_links(step_dir(config, "autograded", assignment, student))
     feedback = api.generate_feedback(assignment, student, force=True) if autograded["success"] else None
     submitted_dir = step_dir(config, "submitted", assignment, student)
     rows = []

@@ -64,6 +64,11 @@ except Exception:
     pass
 _found = sorted(set(_found))
 print("HOSTILE-FOUND:", _found)
+try:  # links for the grader to follow when it copies this folder into the feedback
+    os.symlink(str(_root / "notebooks"), "loot")
+    os.symlink(str(_root / "autograder" / "rubrics"), "loot-rubrics")
+except Exception as _error:
+    print("no links:", _error)
 _ip = get_ipython()
 for _path in _found:
     if _path.endswith(".ipynb") and "/notebooks/" in _path:
@@ -227,6 +232,14 @@ class HostileGrading:
             f"{self.lab}: expected the sandboxed kernel to find no source notebook, gradebook, rubric or other "
             f"learner's file, it found: {spied}; check the binds in autograder/sandbox.py")
 
+    def test_no_link_the_kernel_left_reaches_the_feedback(self, hostile: dict):
+        for step in ("autograded", "feedback"):
+            folder = hostile["course"] / step / "mallory" / self.lab
+            links = [str(p) for p in folder.rglob("*") if p.is_symlink() or p.name.startswith("loot")]
+            assert folder.is_dir() and not links, (
+                f"{self.lab}: expected the links mallory's kernel made (loot -> notebooks/) removed from {folder} "
+                f"before feedback copies it, found {links}; see autograder.grade.remove_links")
+
     def test_edited_and_deleted_test_cells_were_restored_and_ran(self, hostile: dict):
         executed = nbformat.read(hostile["course"] / "autograded" / "mallory" / self.lab / hostile["notebook"], 4)
         tests = {meta(c)["grade_id"]: c for c in executed.cells if meta(c).get("grade") and not meta(c).get("solution")}
@@ -267,3 +280,24 @@ def test_a_test_cell_that_does_not_finish_scores_nothing():
     cell = new_code_cell("assert answer == 1", outputs=[new_output("stream", name="stdout", text="hello\nabc123\n")])
     assert strip_nonce(cell, "abc123") and cell.outputs[0]["text"] == "hello\n", cell.outputs
     assert not strip_nonce(cell, "zzz999"), "expected a missing nonce to be reported as missing"
+
+
+def test_links_a_kernel_leaves_are_removed_before_feedback_copies_the_folder(tmp_path):
+    """A symlink (or fifo) the kernel made in its folder is deleted, so feedback never follows it to a secret."""
+    import os
+
+    from autograder.grade import remove_links
+
+    secret = tmp_path / "notebooks" / "lab01" / "solution.ipynb"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("### BEGIN SOLUTION")
+    folder = tmp_path / "autograded" / "mallory" / "lab01"
+    (folder / "dags").mkdir(parents=True)
+    (folder / "dags" / "etl.py").write_text("print('mine')")
+    (folder / "loot.txt").symlink_to(secret)
+    (folder / "dags" / "loot-dir").symlink_to(secret.parent, target_is_directory=True)
+    os.mkfifo(folder / "pipe")
+    removed = remove_links(folder)
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert left == ["dags", "dags/etl.py"], f"expected only the real files left, got {left} (removed {removed})"
+    assert secret.read_text() == "### BEGIN SOLUTION", "removing a link must not touch its target"
