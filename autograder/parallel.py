@@ -127,7 +127,15 @@ def worker_env(slot: Slot, kafka: str, sandbox: Path | None = None) -> dict[str,
         home = state / "airflow"
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
                    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}")
-    if sandbox is not None:
+    if sandbox is not None:  # the kernel writes only in the slot: move the state folder's other paths there
+        main_state = workbook.state_dir()
+        for key, value in list(env.items()):
+            prefix = "sqlite:///" if value.startswith("sqlite:///") else ""
+            path = Path(value.removeprefix(prefix))
+            if (key.startswith("WORKBOOK_") or key == "MLFLOW_TRACKING_URI") and path.is_absolute() \
+                    and key not in ("WORKBOOK_STATE", "WORKBOOK_COURSE", "WORKBOOK_JARS", "WORKBOOK_DATA") \
+                    and path.resolve().is_relative_to(main_state) and not path.resolve().is_relative_to(state.resolve()):
+                env[key] = prefix + str(state / path.resolve().relative_to(main_state))
         env["JUPYTER_PATH"] = os.pathsep.join([str(sandbox), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))])
         env["WORKBOOK_DATA"] = str(state / "data")
     return env
