@@ -301,3 +301,69 @@ def test_links_a_kernel_leaves_are_removed_before_feedback_copies_the_folder(tmp
     left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     assert left == ["dags", "dags/etl.py"], f"expected only the real files left, got {left} (removed {removed})"
     assert secret.read_text() == "### BEGIN SOLUTION", "removing a link must not touch its target"
+
+
+def test_sandboxed_kernel_sees_only_what_the_lab_needs(tmp_path, monkeypatch):
+    """A kernel of the ``workbook-sandbox`` kernelspec: no sources, grader, gradebook, secrets or grader process."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from jupyter_client.manager import start_new_kernel
+
+    import helpers
+    from autograder import sandbox
+    from autograder.course import REPO_ROOT
+
+    why = probe()
+    if why:
+        pytest.skip(f"the sandbox is off here: {why}")
+    kernels, work, state = tmp_path / "kernels", tmp_path / "autograded" / "mallory" / "lab00", tmp_path / "state"
+    work.mkdir(parents=True)
+    (tmp_path / "gradebook.db").write_text("secret")
+    sandbox.install(kernels, [os.path.dirname(helpers.__file__)])
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(kernels), f"{sys.prefix}/share/jupyter"]))
+    monkeypatch.setenv("WORKBOOK_STATE", str(state))
+    monkeypatch.setenv("INSTRUCTOR_API_TOKEN", "do-not-leak")
+    probe_code = f"""
+import json, os
+from pathlib import Path
+def writable(path):
+    try:
+        Path(path, "probe.txt").write_text("x"); return True
+    except OSError:
+        return False
+def can_signal(pid):
+    try:
+        os.kill(pid, 0); return True
+    except OSError:
+        return False
+print(json.dumps({{
+    "sources": os.path.exists({str(REPO_ROOT / "notebooks")!r}),
+    "grader": os.path.exists({str(REPO_ROOT / "autograder")!r}),
+    "gradebook": os.path.exists({str(tmp_path / "gradebook.db")!r}),
+    "home": sorted(os.listdir("/root")) if os.path.isdir("/root") else [],
+    "secret": "INSTRUCTOR_API_TOKEN" in os.environ,
+    "grader_process": can_signal({os.getpid()}),
+    "uid": os.getuid(),
+    "cwd_writable": writable("."),
+    "helpers_writable": writable({os.path.dirname(helpers.__file__)!r}),
+    "state_writable": writable(os.environ["WORKBOOK_STATE"]),
+    "imports": __import__("helpers.platform.config").__name__,
+}}))
+"""
+    km, kc = start_new_kernel(kernel_name=sandbox.KERNEL_NAME, cwd=str(work))
+    outputs = []
+    try:
+        kc.execute_interactive(probe_code, timeout=60, output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    seen = json.loads("".join(outputs))
+    python_dirs = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()]  # a pyenv Python lives in /root
+    home = sorted({p.relative_to("/root").parts[0] for p in python_dirs if p.is_relative_to("/root")})
+    expected = {"sources": False, "grader": False, "gradebook": False, "home": home, "secret": False,
+                "grader_process": False, "uid": sandbox.UID, "cwd_writable": True, "helpers_writable": False,
+                "state_writable": True, "imports": "helpers"}
+    assert seen == expected, f"expected the sandboxed kernel to see {expected}, it saw {seen}; see autograder/sandbox.py"
