@@ -367,3 +367,55 @@ print(json.dumps({{
                 "grader_process": False, "uid": sandbox.UID, "cwd_writable": True, "helpers_writable": False,
                 "state_writable": True, "imports": "helpers"}
     assert seen == expected, f"expected the sandboxed kernel to see {expected}, it saw {seen}; see autograder/sandbox.py"
+
+
+SILENCE_ERRORS = '''
+_ip = get_ipython()
+_send = _ip.kernel.session.send
+def _quiet(stream, msg_type, content=None, *a, **k):
+    if msg_type == "error":
+        return None
+    if msg_type == "execute_reply" and content.get("status") == "error":
+        content = {"status": "ok", "execution_count": content.get("execution_count"), "user_expressions": {}, "payload": []}
+    return _send(stream, msg_type, content, *a, **k)
+'''
+TINY_CASES = {
+    # an answer cell patches the kernel: the guard must undo it before the test cell
+    "patched-before": SILENCE_ERRORS + "_ip.kernel.session.send = _quiet\nanswer = 2\n",
+    # the patch happens inside the test cell, after the guard (answer's __eq__): the nonce must catch it
+    "patched-during": SILENCE_ERRORS + ("class Sneaky(int):\n    def __eq__(self, other):\n"
+                                        "        _ip.kernel.session.send = _quiet\n        return False\n"
+                                        "answer = Sneaky(2)\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TINY_CASES))
+def test_guard_and_nonce_turn_a_silenced_failure_into_an_error(case, monkeypatch):
+    """A three-cell notebook (setup, answer, test) executed by CourseExecute with and without the guard.
+
+    Without it the attack works (the failing test cell shows no error: nbgrader would give its
+    points); with it the test cell has an error output (the real AssertionError, or TestCellIncomplete).
+    """
+    import asyncio
+
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from autograder import preprocessors
+    from autograder.preprocessors import INCOMPLETE, CourseExecute
+
+    monkeypatch.setattr(preprocessors, "source_roles", lambda *_: {"setup": "setup", "check": "test"})
+    asyncio.set_event_loop(asyncio.new_event_loop())  # nbclient's sync wrappers want a loop in this thread
+
+    def run(guard: bool) -> list[str]:
+        nb = new_notebook(cells=[new_code_cell("expected = 1", metadata={"nbgrader": {"grade_id": "setup", "locked": True}}),
+                                 new_code_cell(TINY_CASES[case]),
+                                 new_code_cell('assert answer == expected, "expected 1"',
+                                               metadata={"nbgrader": {"grade_id": "check", "grade": True, "points": 1}})])
+        execute = CourseExecute(timeout=60, guard=guard, kernel_name="python3")
+        execute.preprocess(nb, {"nbgrader": {"assignment": "tiny", "notebook": "tiny"}, "metadata": {"path": "."}})
+        return [o.ename for o in nb.cells[2].outputs if o.output_type == "error"]
+
+    assert run(guard=False) == [], f"{case}: expected the attack to hide the failure without the guard (else this test proves nothing)"
+    errors = run(guard=True)
+    expected = ["AssertionError"] if case == "patched-before" else [INCOMPLETE]
+    assert errors == expected, f"{case}: expected the guarded test cell to end with {expected}, got {errors}"
