@@ -133,17 +133,19 @@ class AlwaysEqual:
 '''
 
 
-def answer_names(source: str) -> tuple[list[str], list[str]]:
-    """The top-level ``def`` and assigned names of a released answer cell (its stub)."""
+def answer_names(source: str) -> tuple[list[str], list[str], list[str]]:
+    """The top-level functions, assigned names and classes of a released answer cell (its stub)."""
     functions = re.findall(r"^def (\w+)\(", source, flags=re.M)
     variables = [n for n in re.findall(r"^(\w+)\s*(?::[^=\n]+)?=", source, flags=re.M) if n not in functions]
-    return functions, variables
+    classes = re.findall(r"^class (\w+)\b", source, flags=re.M)
+    return functions, variables, classes
 
 
 def always_equal_answer(source: str) -> str:
     """An answer cell binding every name of the stub to an AlwaysEqual (functions return one)."""
-    functions, variables = answer_names(source)
+    functions, variables, classes = answer_names(source)
     lines = [f"def {name}(*args, **kwargs):\n    return AlwaysEqual()" for name in functions]
+    lines += [f"class {name}(AlwaysEqual):\n    def __init__(self, *args, **kwargs):\n        pass" for name in classes]
     lines += [f"{name} = AlwaysEqual()" for name in variables]
     return "\n".join(lines) or "pass"
 
