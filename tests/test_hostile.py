@@ -16,9 +16,9 @@ at once (the grading kernel is the attacker's process):
   one test cell unlocked and one deleted.
 
 Lab 00 also gets the fatal cases, graded with ``--jobs 1`` (one worker after another, as serial
-grading runs) and a 20 s cell limit: ``trudy`` exits (``sys.exit``, then ``os._exit``), ``oscar``
-kills her kernel and then its parent (the grader, outside the sandbox: out of reach), ``harry``
-sleeps and loops forever. Each test is bounded (``subprocess`` timeout).
+grading runs) and a 10 s cell limit: ``trudy`` exits at once (``os._exit``), ``oscar`` calls
+``sys.exit``, kills her kernel's parent and the namespace's init (out of reach in the sandbox), then
+her kernel, ``harry`` sleeps and loops forever. Each test is bounded (``subprocess`` timeout).
 
 The blank release scores 0 on every lab (``tests/test_autograder.py``, bob), so "no more than the
 blank release" is 0 here. Needs bubblewrap (``make test`` installs it as root); without it the suite
@@ -45,7 +45,7 @@ from autograder.sandbox import probe
 
 BLANK_SCORE = 0.0
 """What the released notebook as it is scores on every lab (tests/test_autograder.py asserts it)."""
-FATAL_TIMEOUT = 20
+FATAL_TIMEOUT = 10
 SPY_MARK = "HOSTILE-FOUND:"
 
 SPY = r'''
@@ -176,9 +176,12 @@ def fatal(released, lines: list[str]):
 
 
 FATAL = {
-    "trudy": ["import sys\nsys.exit(0)", "import os\nos._exit(0)"],
-    "oscar": ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)",
-              "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"],
+    # sys.exit (IPython catches it), then the kernel's parent and the namespace's init killed (out of reach in
+    # the sandbox: nothing happens), then the kernel itself (it dies: an error row)
+    "oscar": ["import sys\nsys.exit(0)",
+              "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)"],
+    "trudy": ["import os\nos._exit(0)"],
     "harry": ["import time\ntime.sleep(10**6)", "while True:\n    pass"],
 }
 
