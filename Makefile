@@ -17,7 +17,7 @@ PYTEST_XDIST = -n $(JOBS) --dist loadscope
 
 include setup.mk
 
-.PHONY: browser lab test check student-copy services airflow-ui stop status doctor release grade formgrader grades bench data fixtures clean
+.PHONY: sandbox browser lab test check student-copy services airflow-ui stop status doctor release grade formgrader grades bench data fixtures clean
 
 lab: install services release ## Start everything and open JupyterLab on the student notebooks
 	$(PY) -m helpers.platform.jupyter --port $(LAB_PORT)
@@ -32,7 +32,17 @@ browser: ## Headless Chromium for the browser tests (Debian's chromium; installe
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing, so the browser tests will be skipped; install it with: sudo $(CHROMIUM_INSTALL)"; fi
 
-test: install browser ## Run the whole test suite against live services, in its own state folder (.test-state)
+# The grading kernels run in a bubblewrap sandbox (autograder/sandbox.py); as root (CI) it is installed here.
+BWRAP_INSTALL := apt-get update && apt-get install -y bubblewrap
+
+sandbox: ## bubblewrap for the grading sandbox (installed with apt-get when root; else grading warns it is off)
+	@if command -v bwrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing bubblewrap for the grading sandbox: $(BWRAP_INSTALL)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else echo "WARNING: bubblewrap is missing, so submissions are graded WITHOUT isolation (and the hostile suite is skipped); install it with: sudo $(BWRAP_INSTALL)"; fi
+
+test: install browser sandbox ## Run the whole test suite against live services, in its own state folder (.test-state)
 	$(PY) -m pytest tests $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 check: install ## The fast tier: every test but the notebook executions (for iteration)
@@ -63,7 +73,7 @@ release: install ## Write the student versions of every lab into .state/course/r
 	$(PY) -m autograder.release
 
 # JOBS=N given to make grades N submissions at once; without it, the grader uses the core count.
-grade: install ## Autograde every submission in SUBMISSIONS=folder [JOBS=N at once]; grades CSV + feedback
+grade: install sandbox ## Autograde every submission in SUBMISSIONS=folder [JOBS=N at once]; grades CSV + feedback
 	$(PY) -m autograder.grade $(SUBMISSIONS) --out $(GRADES_OUT) $(if $(filter-out file,$(origin JOBS)),--jobs $(JOBS))
 
 student-copy: install ## Build the learners' copy of the workbook into DEST=folder (no solution, test or grader)

@@ -17,7 +17,9 @@ never stops the run.
 
 ``--jobs N`` (default: the core count) grades N submissions at once, each in a worker process with
 its own scratch copy of the course; this process alone writes the results into the course
-(:mod:`autograder.parallel`). ``--jobs 1`` grades them one after another in this process.
+(:mod:`autograder.parallel`). ``--jobs 1`` grades them one after another, each in a worker process
+too, so a submission that kills its grader or its kernel costs its own row only. Where bubblewrap
+works, every grading kernel runs in a sandbox (:mod:`autograder.sandbox`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from autograder.course import (
     SOURCE_DIR,
     course_dir,
     load_config,
-    open_api,
     source_assignments,
     step_dir,
 )
@@ -91,7 +92,8 @@ def find_submissions(root: Path, assignment: str | None = None) -> list[Submissi
         for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if assignment and assignment_dir.name != assignment:
                 continue
-            files = tuple(sorted(p for p in assignment_dir.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts))
+            files = tuple(sorted(p for p in assignment_dir.rglob("*") if p.is_file() and not p.is_symlink()
+                                 and ".ipynb_checkpoints" not in p.parts))  # a handed-in symlink is not followed
             found.append(Submission(student_dir.name, assignment_dir.name, files))
     return sorted(found, key=lambda s: (s.student, s.assignment))
 
@@ -157,6 +159,22 @@ def _error_reason(result: dict) -> str:
     return _first_line(lines[-1]) if lines else "nbgrader failed without a message"
 
 
+def remove_links(folder: Path) -> list[Path]:
+    """Delete what is neither a regular file nor a folder under ``folder`` (symlinks, fifos, sockets).
+
+    The grading kernel writes in its folder; nbgrader then copies that folder's files into the
+    learner's feedback, following symlinks. A kernel that cannot read the solutions (sandbox) could
+    still leave ``loot -> <repo>/notebooks/lab01`` there for the grader to copy: removed here,
+    between autograde and feedback. Returns what was removed.
+    """
+    removed = []
+    for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
     """Autograde one submission, write its feedback and return one ``grades.csv`` row per notebook."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -164,6 +182,7 @@ def grade_submission(api, config: Config, submission: Submission) -> list[dict]:
     started = time.monotonic()
     student, assignment = submission.student, submission.assignment
     autograded = api.autograde(assignment, student, force=True, create=True)
+    remove_links(step_dir(config, "autograded", assignment, student))
     feedback = api.generate_feedback(assignment, student, force=True) if autograded["success"] else None
     submitted_dir = step_dir(config, "submitted", assignment, student)
     rows = []
@@ -256,8 +275,8 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
         assignment: grade only this assignment (required for the flat layout).
         config: course configuration (default :func:`autograder.course.load_config`).
         echo: print one line per graded notebook.
-        jobs: submissions graded at once; above 1, each in a worker process with its own scratch
-            course, merged into this course by this process (:mod:`autograder.parallel`).
+        jobs: submissions graded at once, each in a worker process with its own scratch course,
+            merged into this course by this process (:mod:`autograder.parallel`).
 
     Returns:
         The path of ``grades.csv``.
@@ -265,24 +284,16 @@ def grade(submissions_dir: Path | str, out_dir: Path | str | None = None, assign
     root = Path(submissions_dir).resolve()
     config = config if config is not None else load_config()
     submissions = find_submissions(root, assignment)
-    api = open_api(config)
     known = set(source_assignments())
     needed = sorted({s.assignment for s in submissions if s.assignment in known and not _known_to_gradebook(config, s.assignment)})
     if needed:  # autograde needs the assignment in the gradebook: that is what release records
         release(needed, config)
     out = Path(out_dir).resolve() if out_dir is not None else course_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    if jobs > 1:  # worker processes, imported only when asked for
-        from autograder.parallel import grade_parallel
+    # a worker per submission, --jobs 1 included (imported here: parallel imports this module)
+    from autograder.parallel import grade_parallel
 
-        rows = grade_parallel(config, submissions, root, jobs, echo)
-    else:
-        rows = []
-        for submission in submissions:
-            done = grade_one(api, config, submission, root, known)
-            rows += done
-            if echo:
-                echo_rows(done)
+    rows = grade_parallel(config, submissions, root, jobs, echo)
     feedback_root = course_dir(config)
     if out != feedback_root:
         for row in rows:

@@ -63,6 +63,10 @@ c.CourseExecute.setup_timeout = int(os.environ.get("WORKBOOK_SETUP_TIMEOUT", "30
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120
 c.Execute.kernel_name = "python3"  # the kernel installed in the workbook's virtualenv
+# The grading kernel forwards what Python writes to sys.stdout/sys.stderr, not what its child processes
+# write to the file descriptors: nbgrader scores a test cell 0 when it has any stderr output, and
+# Spark's JVM logs warnings there ("WARN CacheManager: Asked to cache already cached data") at any time.
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.capture_fd_output=False"]
 
 # Released notebooks keep nbgrader's defaults: solutions become "# YOUR CODE HERE" followed by
 # "raise NotImplementedError()", hidden tests are removed, setup and test cells are locked.

@@ -103,7 +103,7 @@ def make_slots(config: Config, jobs: int) -> list[Slot]:
     return slots
 
 
-def worker_env(slot: Slot, kafka: str) -> dict[str, str]:
+def worker_env(slot: Slot, kafka: str, sandbox: Path | None = None) -> dict[str, str]:
     """The environment of a slot's worker (its kernel inherits it): the slot's own state folder.
 
     The labs write under the state folder (``<state>/lab02/``, Spark's warehouse, a DuckDB file, a GX
@@ -112,6 +112,10 @@ def worker_env(slot: Slot, kafka: str) -> dict[str, str]:
     once, atomically, with the same content), and so does the Kafka broker (``kafka``: every lab names
     its topics uniquely), reached as an external broker. An Airflow database that is not SQLite (an
     instructor's Postgres) is shared as it is.
+
+    With ``sandbox`` (the folder holding the ``workbook-sandbox`` kernelspec), Jupyter finds that
+    kernelspec first, and the datasets come from the slot's mirror of the shared ones
+    (:func:`mirror_data`): the sandboxed kernel reads the shared files and writes only its own.
     """
     from helpers.platform import config as workbook
 
@@ -123,7 +127,78 @@ def worker_env(slot: Slot, kafka: str) -> dict[str, str]:
         home = state / "airflow"
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
                    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}")
+    if sandbox is not None:  # the kernel writes only in the slot: move the state folder's other paths there
+        main_state = workbook.state_dir()
+        for key, value in list(env.items()):
+            prefix = "sqlite:///" if value.startswith("sqlite:///") else ""
+            path = Path(value.removeprefix(prefix))
+            if (key.startswith("WORKBOOK_") or key == "MLFLOW_TRACKING_URI") and path.is_absolute() \
+                    and key not in ("WORKBOOK_STATE", "WORKBOOK_COURSE", "WORKBOOK_JARS", "WORKBOOK_DATA") \
+                    and path.resolve().is_relative_to(main_state) and not path.resolve().is_relative_to(state.resolve()):
+                env[key] = prefix + str(state / path.resolve().relative_to(main_state))
+        env["JUPYTER_PATH"] = os.pathsep.join([str(sandbox), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))])
+        env["WORKBOOK_DATA"] = str(state / "data")
     return env
+
+
+def mirror_data(shared: Path, target: Path) -> None:
+    """Make ``target`` a fresh mirror of ``shared``: real folders, each file a symlink to the shared one.
+
+    The sandbox binds ``shared`` read-only, so a kernel reads the cached datasets but cannot change
+    them for the next learner; a dataset it generates lands in ``target`` and is gone with the next
+    submission.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in sorted(shared.rglob("*")) if shared.is_dir() else []:
+        copy = target / path.relative_to(shared)
+        if path.is_dir():
+            copy.mkdir(exist_ok=True)
+        elif not path.name.startswith("."):
+            copy.symlink_to(path)
+
+
+def reset_state(slot: Slot) -> None:
+    """Before a sandboxed submission: empty the slot's state folder but Airflow's (its migrated database).
+
+    What one submission's kernel wrote there (lab files, Spark's warehouse, /tmp, HOME) is not seen
+    by the next one graded in the same slot.
+    """
+    state = slot.folder / "state"
+    for path in state.iterdir() if state.is_dir() else []:
+        if path.name != "airflow":
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def prepare_sandbox(config: Config, assignments: set[str], echo: bool = True) -> Path | None:
+    """Install the ``workbook-sandbox`` kernelspec for this run, or warn loudly why grading is unsandboxed.
+
+    Also resolves, here and trusted, what a sandboxed kernel may only read: Spark's connector jars.
+
+    Returns:
+        The folder to put first on ``JUPYTER_PATH``, or None (no sandbox).
+    """
+    import helpers
+    from autograder import sandbox
+    from helpers.platform import config as workbook
+
+    why = sandbox.probe()
+    if why:
+        print(f"WARNING: grading WITHOUT the sandbox: {why}. Each submission's code runs with your user's rights "
+              "and can read notebooks/ (solutions, hidden tests), the gradebook and other submissions. "
+              f"Install bubblewrap ({sandbox.INSTALL_HINT}) before grading real submissions.", file=sys.stderr, flush=True)
+        return None
+    sources = [p.read_text() for a in assignments for p in (SOURCE_DIR / a).glob("*.ipynb")]
+    if any("get_spark" in text for text in sources):
+        from helpers.spark.session import connector_jars
+
+        connector_jars()
+    folder = course_dir(config) / ".parallel" / "sandbox"
+    readonly = [Path(helpers.__file__).parent, workbook.fixtures_dir(), workbook.jars_dir(), workbook.data_dir()]
+    sandbox.install(folder, [p for p in readonly if p.exists()])
+    if echo:
+        print(f"grading kernels run in the bubblewrap sandbox ({sandbox.KERNEL_NAME})", flush=True)
+    return folder
 
 
 def shared_kafka(assignments: set[str]) -> str:
@@ -150,9 +225,15 @@ def time_bound(config: Config, assignment: str) -> float:
     return sum(execute.cell_timeout(c) or 0 for c in cells) + execute.startup_timeout * len(notebooks) + SLACK_S
 
 
-def start(index: int, submission: Submission, root: Path, slot: Slot, bound: float, kafka: str) -> Running:
+def start(index: int, submission: Submission, root: Path, slot: Slot, bound: float, kafka: str,
+          sandbox: Path | None = None) -> Running:
     """Start a worker process grading ``submission`` in ``slot``; its output goes to ``slot/log-<index>.txt``."""
-    spec = {"course": str(slot.course), "root": str(root), "student": submission.student,
+    if sandbox is not None:
+        from helpers.platform.config import data_dir
+
+        reset_state(slot)
+        mirror_data(data_dir(), slot.folder / "state" / "data")
+    spec = {"sandbox": sandbox is not None, "course": str(slot.course), "root": str(root), "student": submission.student,
             "assignment": submission.assignment, "files": [str(p) for p in submission.files],
             "flat_notebook": submission.flat_notebook, "timeout": slot.config.Execute.timeout,
             "setup_timeout": slot.config.CourseExecute.setup_timeout,
@@ -162,7 +243,7 @@ def start(index: int, submission: Submission, root: Path, slot: Slot, bound: flo
     Path(spec["result"]).unlink(missing_ok=True)
     with open(slot.folder / f"log-{index}.txt", "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "autograder.parallel", str(spec_path)], cwd=REPO_ROOT,
-                                   env=worker_env(slot, kafka), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                   env=worker_env(slot, kafka, sandbox), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Running(index, submission, slot, process, Path(spec["result"]), time.monotonic() + bound)
 
 
@@ -290,13 +371,14 @@ def grade_parallel(config: Config, submissions: list[Submission], root: Path, jo
             results[index] = grade_one(None, config, submission, root, known)  # an error row, no worker
     bounds = {a: time_bound(config, a) for a in {s.assignment for _, s in queue}}
     kafka = shared_kafka(set(bounds)) if queue else ""
+    sandbox = prepare_sandbox(config, set(bounds), echo) if queue else None
     free = make_slots(config, min(jobs, len(queue))) if queue else []
     running: list[Running] = []
     with _stopping(running):
         while queue or running:
             while queue and free:
                 index, submission = queue.pop(0)
-                running.append(start(index, submission, root, free.pop(0), bounds[submission.assignment], kafka))
+                running.append(start(index, submission, root, free.pop(0), bounds[submission.assignment], kafka, sandbox))
             time.sleep(POLL_S)
             for job in list(running):
                 sample(job)
@@ -327,6 +409,10 @@ def work(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     config = load_config(course_dir=spec["course"], timeout=spec["timeout"])
     config.CourseExecute.setup_timeout = spec["setup_timeout"]
+    if spec.get("sandbox"):
+        from autograder.sandbox import KERNEL_NAME
+
+        config.Execute.kernel_name = KERNEL_NAME
     submission = Submission(spec["student"], spec["assignment"], tuple(Path(p) for p in spec["files"]),
                             spec["flat_notebook"])
     rows = grade_one(open_api(config), config, submission, Path(spec["root"]), set(source_assignments()))

@@ -62,9 +62,8 @@ def _warm_airflow(course: Path, jobs: int, kafka: str) -> None:
 
     setup = ["-c", "from helpers.airflow.setup import setup_airflow; setup_airflow()"]
     _python(setup, course)
-    if jobs > 1:
-        for slot in make_slots(load_config(course_dir=course), jobs):
-            _python(setup, course, worker_env(slot, kafka))
+    for slot in make_slots(load_config(course_dir=course), jobs):  # --jobs 1 grades in a worker slot too
+        _python(setup, course, worker_env(slot, kafka))
 
 
 def run(record: Callable[[str, float, str], None], rows: int) -> None:

@@ -129,13 +129,14 @@ def grade_folder(folder: Path, course: Path, out: Path, *extra: str) -> tuple[li
     jobs = () if "--jobs" in extra else ("--jobs", "1")
     proc = run("autograder.grade", str(folder), "--out", str(out), *jobs, *extra, course=course)
     elapsed = time.monotonic() - started
+    said = proc.stdout + "\n".join(line for line in proc.stderr.splitlines() if line.startswith("WARNING"))
     with open(out / "grades.csv", newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header, rows = reader.fieldnames, list(reader)
     for row in rows:
         print(f"  {row['student']}/{row['assignment']}: {row['auto_score']}/{row['max_auto_score']} "
               f"{row['status']} in {row['seconds']} s")
-    return rows, header, proc.stdout, elapsed
+    return rows, header, said, elapsed
 
 
 @pytest.fixture(scope="class")
@@ -328,23 +329,30 @@ def gradebook_scores(course: Path, students: set[str]) -> dict[tuple[str, str, s
 
 @pytest.fixture(scope="class")
 def serial_and_parallel(course: Path, kafka_broker, tmp_path_factory) -> dict:
-    """alice (solutions) and bob (blank) on Lab 00 graded with --jobs 1 and, in another course copy,
-    with --jobs 2 together with mallory, whose answer kills its grading worker."""
+    """alice (solutions), bob (blank) and mallory, whose answer kills her kernel's parent, on Lab 00: graded
+    with --jobs 1 *without* the sandbox (WORKBOOK_SANDBOX=off) and, in another course copy, with --jobs 2
+    in the sandbox (where bubblewrap works): the rows must agree, whatever the mode."""
     source_path = next(p for p in SOURCES if p.parent.name == ROBUSTNESS_LAB)
     source = nbformat.read(source_path, as_version=4)
     released = nbformat.read(course / "release" / ROBUSTNESS_LAB / source_path.name, as_version=4)
     runs = {}
-    for jobs, students in (("1", {"alice": with_solutions(released, source), "bob": released}),
-                           ("2", {"alice": with_solutions(released, source), "bob": released,
-                                  "mallory": kills_its_grader(released)})):
+    for jobs, sandbox in (("1", "off"), ("2", None)):
+        students = {"alice": with_solutions(released, source), "bob": released, "mallory": kills_its_grader(released)}
         folder = tmp_path_factory.mktemp(f"submissions-jobs{jobs}")
         for student, nb in students.items():
             (folder / student / ROBUSTNESS_LAB).mkdir(parents=True)
             nbformat.write(nb, folder / student / ROBUSTNESS_LAB / source_path.name)
         lab_course = course_copy(course, f"jobs{jobs}")
         out = tmp_path_factory.mktemp(f"grades-jobs{jobs}")
-        rows, header, stdout, elapsed = grade_folder(folder, lab_course, out, "--jobs", jobs)
-        print(f"\ngrading {ROBUSTNESS_LAB} ({', '.join(students)}) with --jobs {jobs}: {elapsed:.1f} s")
+        saved = os.environ.get("WORKBOOK_SANDBOX")
+        if sandbox:
+            os.environ["WORKBOOK_SANDBOX"] = sandbox
+        try:
+            rows, header, stdout, elapsed = grade_folder(folder, lab_course, out, "--jobs", jobs)
+        finally:
+            os.environ.pop("WORKBOOK_SANDBOX", None) if saved is None else os.environ.update(WORKBOOK_SANDBOX=saved)
+        print(f"\ngrading {ROBUSTNESS_LAB} ({', '.join(students)}) with --jobs {jobs}, sandbox "
+              f"{sandbox or 'on if available'}: {elapsed:.1f} s")
         runs[jobs] = {"rows": rows, "header": header, "stdout": stdout, "course": lab_course, "out": out}
     return runs
 
@@ -364,7 +372,9 @@ class TestParallelGrading:
 
         serial, parallel = serial_and_parallel["1"], serial_and_parallel["2"]
         assert parallel["header"] == serial["header"] == COLUMNS
-        assert [r["student"] for r in serial["rows"]] == ["alice", "bob"], serial["stdout"]
+        assert [r["student"] for r in serial["rows"]] == ["alice", "bob", "mallory"], serial["stdout"]
+        assert "WARNING: grading WITHOUT the sandbox: WORKBOOK_SANDBOX=off" in serial["stdout"], (
+            f"expected the unsandboxed run to warn loudly, it said:\n{serial['stdout'][-2000:]}")
         assert comparable(parallel) == comparable(serial), (
             f"expected --jobs 2 to give the rows of --jobs 1 (time aside); serial said:\n{serial['stdout']}\n"
             f"parallel said:\n{parallel['stdout']}\ncompare the worker logs in {parallel['course']}/.parallel/")
@@ -385,13 +395,24 @@ class TestParallelGrading:
                         f"{sorted(p.name for p in path.parent.parent.glob('*'))}"
 
     def test_a_worker_that_dies_is_an_error_row_and_the_others_are_graded(self, serial_and_parallel: dict):
-        parallel = serial_and_parallel["2"]
-        rows = {r["student"]: r for r in parallel["rows"]}
-        assert set(rows) == {"alice", "bob", "mallory"}, parallel["stdout"]
-        mallory = rows["mallory"]
-        assert mallory["status"] == "error" and float(mallory["auto_score"]) == 0, mallory
-        assert "worker died" in mallory["message"] and "signal 9" in mallory["message"], (
-            f"expected mallory's row to say her grading worker was killed (signal 9), got: {mallory['message']}")
+        """Mallory kills her kernel's parent. Without the sandbox (the serial run) that is her grading worker: her
+        row is an error with 0 and the run goes on. In the sandbox her kernel's parent is the sandbox's init,
+        which a process of its PID namespace cannot kill: nothing happens, and she is graded as the stub she is."""
+        from autograder.sandbox import probe
+
+        for jobs in ("1", "2"):
+            run = serial_and_parallel[jobs]
+            rows = {r["student"]: r for r in run["rows"]}
+            assert set(rows) == {"alice", "bob", "mallory"}, run["stdout"]
+            mallory = rows["mallory"]
+            assert float(mallory["auto_score"]) == 0, f"--jobs {jobs}: expected mallory to score 0, got {mallory}"
+            if jobs == "2" and not probe():
+                assert mallory["status"] == "graded" and "NotImplementedError" in mallory["message"], (
+                    f"--jobs 2 in the sandbox: expected mallory's kill to reach nothing and her stubs graded, got {mallory}")
+            else:
+                assert mallory["status"] == "error" and "worker died (killed by signal 9)" in mallory["message"], (
+                    f"--jobs {jobs} without the sandbox: expected mallory's row to say her grading worker was killed "
+                    f"(signal 9), got: {mallory}")
 
 
 def test_flat_folder_of_student_notebooks_is_staged_for_grading(course: Path, tmp_path: Path):

@@ -7,6 +7,7 @@ jar downloads and the broker start. The release itself is real nbgrader.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -194,10 +195,15 @@ def test_start_launches_the_broker_and_runs_the_server(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(BINDER, repo / "binder")
     env, log = _stub_python(tmp_path)
-    done = subprocess.run(["bash", "binder/start", "printf", "server up"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["bash", "binder/start", "bash", "-c", 'printf "server up %s" "$JUPYTER_CONFIG_PATH"'],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "server up"
+    learner = repo / ".state" / "jupyter" / "learner"
+    assert done.stdout.split(":")[0] == f"server up {learner}", (
+        f"expected the server to start with the learners' config first on JUPYTER_CONFIG_PATH, got {done.stdout!r}")
+    disabled = json.loads((learner / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert disabled.get("@jupyter/nbgrader:menu") and disabled.get("@jupyterlab/apputils-extension:announcements"), (
+        f"expected the nbgrader menu and the news pop-up disabled for Binder's learners, got {disabled}")
     for _ in range(100):  # the broker start runs in the background: wait until it was called
         if log.exists() and log.read_text():
             break

@@ -271,6 +271,10 @@ def test_workbook_serves_the_student_notebooks(services):
     assert "autograder.release" in command, "release the student notebooks before starting JupyterLab"
     assert "root_dir=/workbook/.state/course/release" in command, (
         "JupyterLab's root must be the release folder: /workbook/notebooks holds the solutions")
+    assert "export JUPYTER_CONFIG_PATH=$$(python -m helpers.platform.jupyter --write-config" in command, (
+        "expected the container's JupyterLab to read the learners' config (no nbgrader instructor menus or "
+        "formgrader, no news pop-up), as `make lab` does: export JUPYTER_CONFIG_PATH from "
+        f"`python -m helpers.platform.jupyter --write-config FOLDER` before `jupyter lab`; the command is {command}")
 
 
 def test_events_api_serves_the_helpers_app_where_clients_look(services):

@@ -58,6 +58,26 @@ def write_lab_config(folder: Path, disabled_plugins: Iterable[str]) -> Path:
     return folder
 
 
+def write_learner_config(folder: Path) -> Path:
+    """Write the learners' Jupyter config folder, for a JupyterLab started by someone else's command.
+
+    Besides :func:`write_lab_config`'s page config (instructor plugins and the news pop-up off), it
+    holds a ``jupyter_server_config.json`` turning nbgrader's instructor server extensions off and
+    the update check off: what :func:`lab_command`'s flags do for ``make lab``. docker-compose's
+    notebook service and Binder's ``start`` put it first on ``JUPYTER_CONFIG_PATH``
+    (``python -m helpers.platform.jupyter --write-config FOLDER`` prints the folder).
+
+    Returns:
+        ``folder``.
+    """
+    write_lab_config(folder, LEARNER_DISABLED_PLUGINS)
+    server = {"ServerApp": {"jpserver_extensions": {f"nbgrader.server_extensions.{name}": False
+                                                    for name in INSTRUCTOR_EXTENSIONS}},
+              "LabApp": {"check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}}
+    (folder / "jupyter_server_config.json").write_text(json.dumps(server, indent=2) + "\n")
+    return folder
+
+
 def lab_environment(config_folder: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return ``base`` (default ``os.environ``) with ``config_folder`` first on ``JUPYTER_CONFIG_PATH``."""
     env = dict(os.environ if base is None else base)
@@ -100,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None,
                         help="the folder of notebooks to serve (default: the released notebooks, "
                              "<course>/release; the learners' copy serves its notebooks/)")
+    parser.add_argument("--write-config", type=Path, metavar="FOLDER",
+                        help="only write the learners' Jupyter config folder and print it (docker-compose, Binder)")
     args = parser.parse_args(argv)
+    if args.write_config:
+        print(write_learner_config(args.write_config.resolve()))
+        return 0
     root = (args.root or release_dir()).resolve()
     if not any(root.glob("*/*.ipynb")):
         print(f"No student notebooks in {root}: run `make release` first.", file=sys.stderr)
