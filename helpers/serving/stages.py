@@ -133,7 +133,7 @@ class FeatureStage:
             meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
             if meta is None or meta.error is not None:
                 raise LookupError(f"topic {topic!r} does not exist: create the pipeline's topics first")
-            committed = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=timeout_s)
+            committed = _committed(consumer, [TopicPartition(topic, p) for p in meta.partitions], timeout_s)
             ends = {tp.partition: tp.offset for tp in committed if tp.offset > 0}
             if not ends:
                 return 0
@@ -168,6 +168,27 @@ class FeatureStage:
             replayed, self.seen = self.seen, emitted
             for event_id in replayed:
                 emitted.add(event_id)
+
+
+def _committed(consumer: Any, partitions: list, timeout_s: float) -> list:
+    """``consumer.committed(partitions)``, retried while the group coordinator is not ready yet.
+
+    On a freshly started broker the offsets topic is still being created or loaded: the first
+    lookups answer NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS (retriable) for a few seconds.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    not_ready = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                 KafkaError.COORDINATOR_NOT_AVAILABLE}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic()))
+        except KafkaException as err:
+            code = err.args[0].code() if err.args and isinstance(err.args[0], KafkaError) else None
+            if code not in not_ready or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class ModelStage:
