@@ -229,3 +229,28 @@ def test_incremental_feature_windows_equal_the_exact_recomputation_even_out_of_o
         got, want = fast.update(event), exact.update(event)
         assert got == want, (f"event {i} (id {event['event_id']}): the incremental windows gave {got}, the exact "
                              f"recomputation {want}; both must read [t - w, t) of the user's earlier events")
+
+
+def test_committed_offsets_lookup_waits_for_a_loading_coordinator_and_raises_anything_else():
+    """Check that a fresh broker's NOT_COORDINATOR is retried (the stage used to exit), other errors are not."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from helpers.serving.stages import _committed
+
+    class Consumer:
+        def __init__(self, errors):
+            self.errors, self.calls = list(errors), 0
+
+        def committed(self, partitions, timeout):
+            self.calls += 1
+            if self.errors:
+                raise KafkaException(KafkaError(self.errors.pop(0)))
+            return partitions
+
+    loading = Consumer([KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS])
+    assert _committed(loading, ["p0"], timeout_s=10) == ["p0"] and loading.calls == 3, (
+        f"expected two retries then the offsets, got {loading.calls} calls")
+    denied = Consumer([KafkaError.GROUP_AUTHORIZATION_FAILED])
+    with pytest.raises(KafkaException):
+        _committed(denied, ["p0"], timeout_s=10)
+    assert denied.calls == 1, "an error that waiting cannot fix must be raised at once"
