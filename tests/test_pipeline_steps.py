@@ -50,3 +50,12 @@ def test_one_class_training_set_is_refused():
     frame = pd.DataFrame({name: [1.0, 2.0, 3.0] for name in FEATURE_NAMES} | {LABEL: [0, 0, 0]})
     with pytest.raises(ValueError, match="nothing to learn"):
         fit_model(frame)
+
+
+def test_a_one_class_calibration_slice_is_refused():
+    """Check that calibrating on a slice without a single purchase says so (and how to get out of it)."""
+    from helpers.pipeline.training import calibrate
+
+    frame = pd.DataFrame({name: [1.0, 2.0, 3.0] for name in FEATURE_NAMES} | {LABEL: [0, 0, 0]})
+    with pytest.raises(ValueError, match="nothing to calibrate on; use more days or calibration_share 0"):
+        calibrate(object(), frame)
