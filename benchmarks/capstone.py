@@ -49,8 +49,8 @@ def bench_registry(record: Record, rows: int) -> None:
     with threadpool_limits(1):
         models = [HistGradientBoostingClassifier(max_iter=it, random_state=0).fit(x, train[LABEL]) for it in (20, 80)]
     with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, WORKBOOK_CAPSTONE=tmp):
-        from helpers.registry.models import load_model, log_and_register
         from autograder.reference.lab05a import should_promote
+        from helpers.registry.models import load_model, log_and_register
         from helpers.registry.promotion import promote_if_better
 
         uri = f"sqlite:///{tmp}/mlflow.db"

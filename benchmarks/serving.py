@@ -34,11 +34,11 @@ def register_model(rows: int = 20_000) -> str:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
+    from autograder.reference.lab05a import should_promote
     from helpers.data.ecommerce import generate_ecommerce
     from helpers.features.definitions import FEATURE_NAMES, LABEL
     from helpers.features.stream import compute_features, label_next_hour
     from helpers.registry.models import log_and_register
-    from autograder.reference.lab05a import should_promote
     from helpers.registry.promotion import promote_if_better
 
     raw = generate_ecommerce(rows, 3, "2026-01-01", 2, progress=False).events

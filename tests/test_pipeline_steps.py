@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from autograder.reference.lab05a import split_by_time
 from helpers.features.definitions import FEATURE_NAMES, LABEL
 from helpers.pipeline.steps import Settings
-from autograder.reference.lab05a import split_by_time
 from helpers.pipeline.training import checked_split, fit_model
 
 

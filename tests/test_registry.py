@@ -46,8 +46,8 @@ def models(split) -> dict[str, object]:
 
 def test_champion_moves_only_to_a_better_model_on_the_same_holdout(split, models):
     """Check that the better model becomes champion, a worse one does not (with the reason), and the champion loads."""
-    from helpers.registry.models import champion_version, load_model, log_and_register
     from autograder.reference.lab05a import should_promote
+    from helpers.registry.models import champion_version, load_model, log_and_register
     from helpers.registry.promotion import promote_if_better
 
     name = f"purchase-{uuid.uuid4().hex[:8]}"
@@ -94,8 +94,8 @@ def test_champion_moves_only_to_a_better_model_on_the_same_holdout(split, models
 
 def test_registry_down_fails_fast_and_keeps_the_champion(split, models, free_port):
     """Check that a registry on a closed port gives a clear error after a bounded wait and moves no alias."""
-    from helpers.registry.models import champion_version, log_and_register
     from autograder.reference.lab05a import should_promote
+    from helpers.registry.models import champion_version, log_and_register
     from helpers.registry.promotion import promote_if_better
     from helpers.registry.tracking import RegistryUnavailable
 

@@ -20,7 +20,13 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from helpers.api.extract import Snapshot, fetch_events, file_sha256, snapshot_path, write_snapshot
+from helpers.api.extract import (
+    Snapshot,
+    fetch_events,
+    file_sha256,
+    snapshot_path,
+    write_snapshot,
+)
 from helpers.quality.gate import GateResult
 
 
