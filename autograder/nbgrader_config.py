@@ -53,7 +53,8 @@ c.CourseDirectory.feedback_directory = _step("feedback")
 c.CourseDirectory.solution_directory = _step("solution")
 c.CourseDirectory.source_with_tests_directory = _step("source_with_tests")
 c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            "reference_*"]  # instructor-only lab files (autograder/reference/__init__.py)
 
 # How student notebooks run while grading: a bounded time per cell, then interrupt the kernel and
 # record a CellTimeoutError in that cell, so an infinite loop costs one timeout, not the grader.

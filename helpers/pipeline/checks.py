@@ -4,12 +4,10 @@ Both suites are built in code from the definitions they guard (the API's schema 
 :mod:`helpers.features.definitions`), validated through Lab 04's gate (:func:`helpers.quality.gate.run_suite`),
 so a failure names its expectations the same way.
 
-The **data quality score** of a batch estimates the share of its records in which no check found a
-problem, in percent: 100 minus the unexpected percentages of the failing row-level expectations (exact
-when each bad record has one problem, as in the generator's dirty batches; a lower bound otherwise).
-A failed table-level expectation (wrong columns, an implausible label rate) makes it 0: then no record
-can be trusted. The run's score is the lowest of its suites' scores. Good data scores 100 %; the gate
-itself is stricter than the goal (> 95 %): every expectation must pass.
+The **data quality score** of a batch (the share of its records in which no check found a problem, in
+percent) is computed from a :class:`~helpers.quality.gate.GateResult` by the function the DAG passes to
+:func:`helpers.pipeline.steps.check_raw` (Lab 05a, Task 2); the run's score is the lowest of its
+suites' scores. The gate itself is stricter than the goal (> 95 %): every expectation must pass.
 """
 
 from __future__ import annotations
@@ -96,18 +94,6 @@ def features_suite():  # noqa: ANN201 (gx.ExpectationSuite)
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=LABEL, value_set=[0, 1]))
     suite.add_expectation(gxe.ExpectColumnMeanToBeBetween(column=LABEL, min_value=0.001, max_value=0.9))
     return suite
-
-
-def check_score(result: GateResult) -> float:
-    """One suite's quality score in percent (see the module's docstring): 100 minus the bad rows' share."""
-    if any(f.unexpected_count is None for f in result.failures):
-        return 0.0
-    return max(0.0, 100.0 - sum(f.unexpected_percent or 0.0 for f in result.failures))
-
-
-def quality_score(results: Iterable[GateResult]) -> float:
-    """The run's data quality score: the lowest :func:`check_score` of its suites (100 when nothing ran)."""
-    return min((check_score(r) for r in results), default=100.0)
 
 
 def validate_raw(events: pd.DataFrame, days: Iterable[date | datetime | str] | None = None,

@@ -2,6 +2,10 @@
 
 ``extract -> check_raw -> build_features -> check_features -> train -> register``. Each function raises
 a plain exception with a clear message; the DAG file maps them onto Airflow (fail, retry or skip).
+The graded pieces of Lab 05a are parameters, required: the DAG passes its extract (Task 1, a
+:data:`Extract`), its data quality score (Task 2, a :data:`Score`), its time split (Task 4, a
+:data:`helpers.pipeline.training.Split`) and its promotion rule (Task 5.1, a
+:data:`helpers.registry.promotion.Rule`); a learner's DAG passes the learner's functions.
 Data lives under the DVC project (:func:`helpers.versioning.datarepo.data_root`):
 ``raw/events/date=D/events.parquet`` (one immutable snapshot per day) and
 ``features/date=D/features.parquet`` (one feature set per logical date), both tracked and pushed.
@@ -13,11 +17,11 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -25,6 +29,15 @@ import pyarrow.parquet as pq
 
 from helpers.features.definitions import FEATURE_NAMES, KEY_COLUMNS, LABEL, LABEL_HORIZON_S
 from helpers.platform import config
+
+if TYPE_CHECKING:
+    from helpers.pipeline.training import Split
+    from helpers.registry.promotion import Rule
+
+Extract = Callable[..., Mapping[str, Any]]
+"""``extract(day, root, client_id=...) -> {"path", "rows", "sha256", "written"}``: the day's immutable snapshot."""
+Score = Callable[[Any], float]
+"""``score(gate_result) -> float``: a suite's data quality score in percent."""
 
 DEFAULTS: dict[str, Any] = {"days": 1, "client_id": "training_pipeline", "api_url": None, "max_attempts": 3,
                             "backoff_s": 0.2, "page_size": 5_000, "model_name": "purchase_next_1h",
@@ -98,9 +111,12 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ tasks
-def extract(logical_date: Any, settings: Settings) -> dict[str, Any]:
-    """Extract each day of the window ending at ``logical_date`` into its snapshot; DVC-track and push each."""
-    from helpers.api.extract import extract_day
+def extract(logical_date: Any, settings: Settings, snapshot: Extract) -> dict[str, Any]:
+    """Extract each day of the window ending at ``logical_date`` into its snapshot; DVC-track and push each.
+
+    ``snapshot(day, root, client_id=settings["client_id"])`` writes (or keeps) one day's snapshot under the
+    DVC project and returns ``{"path", "rows", "sha256", "written"}`` (``retries``: optional).
+    """
     from helpers.versioning.datarepo import data_root, setup_repo, track
 
     t0, root = time.perf_counter(), data_root()
@@ -110,19 +126,21 @@ def extract(logical_date: Any, settings: Settings) -> dict[str, Any]:
     days = [(last - timedelta(days=i)).date().isoformat() for i in reversed(range(int(settings["days"])))]
     snapshots = []
     for day in days:
-        snap = extract_day(day, root, url=settings["api_url"], client_id=settings["client_id"],
-                           max_attempts=int(settings["max_attempts"]), backoff_s=float(settings["backoff_s"]),
-                           page_size=int(settings["page_size"]))
-        version = track(snap.path, root=root)
-        snapshots.append({"day": day, "path": snap.path, "rows": snap.rows, "sha256": snap.sha256,
-                          "md5": version.md5, "written": snap.written, "retries": snap.retries})
+        snap = snapshot(day, root, client_id=settings["client_id"])
+        missing = sorted({"path", "rows", "sha256", "written"} - set(snap)) if isinstance(snap, Mapping) else ["all"]
+        if missing:
+            raise ValueError(f"the extract of {day} must return a dict with path, rows, sha256 and written; "
+                             f"missing {missing} in {snap!r}")
+        version = track(snap["path"], root=root)
+        snapshots.append({"day": day, "path": str(snap["path"]), "rows": int(snap["rows"]), "sha256": snap["sha256"],
+                          "md5": version.md5, "written": bool(snap["written"]), "retries": int(snap.get("retries", 0))})
     return {"days": days, "snapshots": snapshots, "rows": sum(s["rows"] for s in snapshots),
             "retries": sum(s["retries"] for s in snapshots), "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def check_raw(extracted: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the window's raw events; raise :class:`EmptyDay` or :class:`GateFailed`."""
-    from helpers.pipeline.checks import check_score, validate_raw
+def check_raw(extracted: Mapping[str, Any], score: Score) -> dict[str, Any]:
+    """Validate the window's raw events, ``score`` the result; raise :class:`EmptyDay` or :class:`GateFailed`."""
+    from helpers.pipeline.checks import validate_raw
 
     if not extracted["rows"]:
         raise EmptyDay(f"the API has no events for {', '.join(extracted['days'])}: no features, no model, the "
@@ -133,7 +151,7 @@ def check_raw(extracted: Mapping[str, Any]) -> dict[str, Any]:
     if not result.passed:
         raise GateFailed(f"raw events failed the quality gate ({len(result.failures)} expectations): "
                          + "; ".join(result.failing), result.failing)
-    return {"rows": result.rows, "score": round(check_score(result), 3), "evaluated": result.evaluated,
+    return {"rows": result.rows, "score": round(float(score(result)), 3), "evaluated": result.evaluated,
             "seconds": round(result.seconds, 3)}
 
 
@@ -167,28 +185,28 @@ def build_features(logical_date: Any, extracted: Mapping[str, Any]) -> dict[str,
             "left_out_last_hour": int((~observable).sum()), "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def check_features(built: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the feature set; the run's quality score is the lower of the two suites' scores."""
-    from helpers.pipeline.checks import check_score, validate_features
+def check_features(built: Mapping[str, Any], raw: Mapping[str, Any], score: Score) -> dict[str, Any]:
+    """Validate the feature set, ``score`` it; the run's quality score is the lower of the two suites' scores."""
+    from helpers.pipeline.checks import validate_features
 
     result = validate_features(pd.read_parquet(built["path"]), data=built["rel_path"])
     print(result.summary())
     if not result.passed:
         raise GateFailed(f"features failed the quality gate ({len(result.failures)} expectations): "
                          + "; ".join(result.failing), result.failing)
-    score = check_score(result)
-    return {"rows": result.rows, "score": round(score, 3), "quality_score": round(min(score, raw["score"]), 3),
+    value = float(score(result))
+    return {"rows": result.rows, "score": round(value, 3), "quality_score": round(min(value, raw["score"]), 3),
             "seconds": round(result.seconds, 3)}
 
 
-def train(logical_date: Any, built: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
-    """Fit the classifier on a time split of the feature set; save it for registration; metrics vs the prior."""
+def train(logical_date: Any, built: Mapping[str, Any], settings: Settings, split: Split) -> dict[str, Any]:
+    """Fit the classifier on a time ``split`` of the feature set; save it for registration; metrics vs the prior."""
     from helpers.pipeline.training import PARAMS, save_model, train_and_evaluate
 
     t0 = time.perf_counter()
     frame = pd.read_parquet(built["path"])
     params = {**PARAMS, **dict(settings["params"])}
-    model, metrics, (trained, holdout) = train_and_evaluate(frame, params)
+    model, metrics, (trained, holdout) = train_and_evaluate(frame, split, params)
     path = save_model(model, model_path(logical_date))
     return {"model_path": str(path), "params": params, "metrics": {k: round(v, 6) for k, v in metrics.items()},
             "train_rows": len(trained), "holdout_rows": len(holdout),
@@ -196,9 +214,12 @@ def train(logical_date: Any, built: Mapping[str, Any], settings: Settings) -> di
 
 
 def register(trained: Mapping[str, Any], extracted: Mapping[str, Any], built: Mapping[str, Any],
-             settings: Settings) -> dict[str, Any]:
-    """Register the model with its data and code versions; move ``champion`` only if it beats the champion."""
-    from helpers.pipeline.training import METRIC, load_saved_model, time_split
+             settings: Settings, split: Split, rule: Rule) -> dict[str, Any]:
+    """Register the model with its data and code versions; move ``champion`` when ``rule`` says it is better.
+
+    ``split`` must be the time split the model was trained with (the holdout both models are scored on).
+    """
+    from helpers.pipeline.training import METRIC, checked_split, load_saved_model
     from helpers.registry.models import log_and_register
     from helpers.registry.promotion import promote_if_better
     from helpers.registry.tracking import connect
@@ -208,7 +229,7 @@ def register(trained: Mapping[str, Any], extracted: Mapping[str, Any], built: Ma
     connect(uri, wait_s)  # fails before anything is logged when the registry does not answer
     model = load_saved_model(trained["model_path"])
     frame = pd.read_parquet(built["path"])
-    _, holdout = time_split(frame, float(trained["params"]["holdout_share"]))
+    _, holdout = checked_split(frame, split, float(trained["params"]["holdout_share"]))
     data_version = {"raw": ",".join(s["md5"] for s in extracted["snapshots"]), "features": built["md5"],
                     "features_path": built["rel_path"], "days": ",".join(extracted["days"])}
     # MLflow prints "Created version N ..." to stderr: news, not an error (a notebook grader counts stderr as one).
@@ -217,7 +238,8 @@ def register(trained: Mapping[str, Any], extracted: Mapping[str, Any], built: Ma
                                       params=trained["params"], metrics=trained["metrics"], data_version=data_version,
                                       run_name=f"train-{extracted['days'][-1]}", tracking_uri=uri, wait_s=wait_s)
         decision = promote_if_better(registered.name, registered.version, METRIC,
-                                     (holdout[list(FEATURE_NAMES)], holdout[LABEL]), tracking_uri=uri, wait_s=wait_s)
+                                     (holdout[list(FEATURE_NAMES)], holdout[LABEL]), rule=rule, tracking_uri=uri,
+                                     wait_s=wait_s)
     print(decision.reason)
     return {"name": registered.name, "version": registered.version, "run_id": registered.run_id,
             "promoted": decision.promoted, "reason": decision.reason,

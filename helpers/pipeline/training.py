@@ -1,8 +1,9 @@
 """Train and judge Lab 05's classifier: a time split, gradient boosting, metrics against the prior.
 
-The business question is "will this user purchase within the next hour?". :func:`time_split` holds
-out the **latest** events (a random split would let the model train on the future of the events it is
-tested on); :func:`evaluate` reports ROC AUC and PR AUC next to what guessing the base rate gets
+The business question is "will this user purchase within the next hour?". The time split (a
+:data:`Split`, passed in: the learner's ``split_by_time`` of Lab 05a, checked by :func:`checked_split`)
+holds out the **latest** events (a random split would let the model train on the future of the events
+it is tested on); :func:`evaluate` reports ROC AUC and PR AUC next to what guessing the base rate gets
 (ROC AUC 0.5, PR AUC = the base rate), plus the Brier score and log loss of the probabilities;
 :func:`calibration_table` gives the points of a calibration plot. :func:`reproduce` retrains a
 registered version from the data version it is tagged with (DVC) and returns its metrics again.
@@ -10,7 +11,7 @@ registered version from the data version it is tagged with (DVC) and returns its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +20,39 @@ import pandas as pd
 
 from helpers.features.definitions import FEATURE_NAMES, LABEL
 
+Split = Callable[[pd.DataFrame, float], tuple[pd.DataFrame, pd.DataFrame]]
+"""A time split ``(frame, holdout_share) -> (train, holdout)`` (Lab 05a, Task 4: the learner's ``split_by_time``)."""
+
 PARAMS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 31, "min_samples_leaf": 100,
-                          "holdout_share": 0.3, "random_state": 0}
-"""The reference model's settings (``holdout_share``: the latest share of events held out)."""
+                          "holdout_share": 0.3, "calibration_share": 0.25, "random_state": 0}
+"""The reference model's settings (``holdout_share``: the latest share of events held out;
+``calibration_share``: the latest share of the training events kept to calibrate the probabilities, 0: none)."""
+SPLIT_PARAMS = ("holdout_share", "calibration_share")
 METRIC = "pr_auc"
 """The metric that decides promotion: PR AUC suits a rare positive class (ROC AUC looks good too easily)."""
 
 
-def time_split(frame: pd.DataFrame, holdout_share: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split ``frame`` in time: events up to the cut train, the latest ``holdout_share`` are held out.
-
-    The cut is a quantile of ``event_time``; every event at the cut's time goes to training, so no
-    second is split in two. Deterministic: the same frame gives the same split.
+def checked_split(frame: pd.DataFrame, split: Split, holdout_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``split(frame, holdout_share)`` (the time split the DAG is given) and check what it returns.
 
     Raises:
-        ValueError: ``holdout_share`` outside (0, 1), or one side would be empty.
+        ValueError: the split is not ``(train, holdout)`` DataFrames, a side is empty, a row is lost or
+            doubled, or a training event is later than a held-out one (the model would learn the future).
     """
     if not 0 < holdout_share < 1:
         raise ValueError(f"holdout_share is a fraction between 0 and 1, got {holdout_share!r}")
-    cut = frame["event_time"].quantile(1 - holdout_share)
-    train, holdout = frame[frame["event_time"] <= cut], frame[frame["event_time"] > cut]
+    parts = split(frame, holdout_share)
+    if not (isinstance(parts, tuple) and len(parts) == 2 and all(isinstance(p, pd.DataFrame) for p in parts)):
+        raise ValueError(f"the time split must return (train, holdout) DataFrames, got {type(parts).__name__}")
+    train, holdout = parts
     if train.empty or holdout.empty:
-        raise ValueError(f"a time split of {len(frame)} events at {cut} leaves {len(train)} to train and "
-                         f"{len(holdout)} to hold out: need events at more than one time")
+        raise ValueError(f"a time split of {len(frame)} events leaves {len(train)} to train and {len(holdout)} "
+                         f"to hold out: need events at more than one time")
+    if len(train) + len(holdout) != len(frame):
+        raise ValueError(f"the time split must keep every row once: {len(train)} + {len(holdout)} != {len(frame)}")
+    if train["event_time"].max() >= holdout["event_time"].min():
+        raise ValueError(f"the time split trains on events up to {train['event_time'].max()} but holds out events "
+                         f"from {holdout['event_time'].min()}: every training event must be earlier")
     return train, holdout
 
 
@@ -50,13 +61,34 @@ def fit_model(train: pd.DataFrame, params: Mapping[str, Any] | None = None) -> A
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    settings = {**PARAMS, **(params or {})}
-    settings.pop("holdout_share")
+    settings = {k: v for k, v in {**PARAMS, **(params or {})}.items() if k not in SPLIT_PARAMS}
     if train[LABEL].nunique() < 2:
         raise ValueError(f"the training events all have {LABEL} = {train[LABEL].iloc[0]}: nothing to learn "
                          f"(a day without purchases, or a broken label)")
     with threadpool_limits(1):
         return HistGradientBoostingClassifier(**settings).fit(train[list(FEATURE_NAMES)], train[LABEL])
+
+
+def calibrate(model: Any, later: pd.DataFrame) -> Any:
+    """Platt-scale ``model``'s probabilities on ``later``: events after those it learned from, before the holdout.
+
+    Boosted trees rank well but their probabilities drift when the hours to score lie past the training
+    ones (the ``hour`` feature is then out of the range the trees saw): a sigmoid fitted on a later
+    slice maps the scores back to observed rates without touching the ranking.
+
+    Raises:
+        ValueError: the slice holds a single class (nothing to calibrate on).
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from threadpoolctl import threadpool_limits
+
+    if later[LABEL].nunique() < 2:
+        raise ValueError(f"the calibration slice's {len(later)} events all have {LABEL} = {later[LABEL].iloc[0]}: "
+                         f"nothing to calibrate on; use more days or calibration_share 0")
+    with threadpool_limits(1):
+        return CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid").fit(later[list(FEATURE_NAMES)],
+                                                                                   later[LABEL])
 
 
 def evaluate(model: Any, holdout: pd.DataFrame) -> dict[str, float]:
@@ -102,23 +134,32 @@ def load_saved_model(path: str | Path) -> Any:
     return load(path, trusted=get_untrusted_types(file=path))
 
 
-def train_and_evaluate(frame: pd.DataFrame, params: Mapping[str, Any] | None = None
+def train_and_evaluate(frame: pd.DataFrame, split: Split, params: Mapping[str, Any] | None = None
                        ) -> tuple[Any, dict[str, float], tuple[pd.DataFrame, pd.DataFrame]]:
-    """Split ``frame`` in time, fit, evaluate: ``(model, metrics, (train, holdout))``."""
+    """Split ``frame`` in time with ``split``, fit, calibrate, evaluate: ``(model, metrics, (train, holdout))``.
+
+    With ``calibration_share`` > 0 the same ``split`` keeps the latest share of the training events apart:
+    the trees learn from the earlier ones and :func:`calibrate` fits on the later ones.
+    """
     settings = {**PARAMS, **(params or {})}
-    train, holdout = time_split(frame, float(settings["holdout_share"]))
-    model = fit_model(train, settings)
+    train, holdout = checked_split(frame, split, float(settings["holdout_share"]))
+    share = float(settings["calibration_share"])
+    if share > 0:
+        learn, later = checked_split(train, split, share)
+        model = calibrate(fit_model(learn, settings), later)
+    else:
+        model = fit_model(train, settings)
     return model, evaluate(model, holdout), (train, holdout)
 
 
-def reproduce(name: str, version: str | int, *, root: str | Path | None = None,
+def reproduce(name: str, version: str | int, split: Split, *, root: str | Path | None = None,
               tracking_uri: str | None = None) -> dict[str, float]:
     """Retrain registered version ``version`` of ``name`` from its tagged data version; return the metrics.
 
     The version's ``data.features`` tag (a DVC hash) and ``data.features_path`` are checked out into
     the DVC project (the workspace then holds that version of the feature set), and the model is
-    trained again with the run's logged parameters. Same data + same code + same parameters: the same
-    metrics as the version logged.
+    trained again with the run's logged parameters and ``split`` (the time split it was trained with).
+    Same data + same code + same parameters: the same metrics as the version logged.
 
     Raises:
         LookupError: the version has no data tags (it was not registered by this pipeline).
@@ -140,7 +181,7 @@ def reproduce(name: str, version: str | int, *, root: str | Path | None = None,
     checked = checkout(tags["data.features_path"], tags["data.features"], root=root)
     params = {k: _number(v) for k, v in client.get_run(found.run_id).data.params.items() if k in PARAMS}
     frame = pd.read_parquet(root / checked.path)
-    _, metrics, _ = train_and_evaluate(frame, params)
+    _, metrics, _ = train_and_evaluate(frame, split, params)
     return metrics
 
 

@@ -2,7 +2,8 @@
 
 Metrics logged at training time come from each run's own test split, so they cannot be compared
 across runs. :func:`promote_if_better` therefore loads both models and scores them **now, on the
-same holdout**; the new version becomes champion only if it is strictly better (by ``min_delta``).
+same holdout**; whether the new version becomes champion is decided by the promotion ``rule`` given
+(:data:`Rule`: Lab 05a's ``should_promote``, Task 5.1) on the two scores.
 The decision, both scores and a fingerprint of the holdout are tagged on the new version, so the
 registry says why a version is (or is not) the champion. Aliases, not stages (deprecated since 2.9).
 """
@@ -20,6 +21,8 @@ import pandas as pd
 from helpers.registry.models import CHAMPION, champion_version, load_model
 
 Metric = tuple[Callable[[Any, Any], float], bool]
+Rule = Callable[[float, float | None, bool, float], bool]
+"""``rule(new_score, champion_score, higher_is_better, min_delta) -> bool`` (``champion_score`` None: no champion)."""
 
 
 def _metrics() -> dict[str, Metric]:
@@ -67,7 +70,7 @@ def holdout_fingerprint(features: pd.DataFrame, labels: pd.Series | np.ndarray) 
 
 
 def promote_if_better(name: str, version: str | int, metric: str, holdout: tuple[pd.DataFrame, Any], *,
-                      min_delta: float = 0.0, tracking_uri: str | None = None,
+                      rule: Rule, min_delta: float = 0.0, tracking_uri: str | None = None,
                       wait_s: float = 10.0) -> PromotionDecision:
     """Give ``version`` the ``champion`` alias if it beats the current champion on ``holdout``.
 
@@ -75,7 +78,9 @@ def promote_if_better(name: str, version: str | int, metric: str, holdout: tuple
         name, version: the registered model and the candidate version.
         metric: one of :data:`METRICS` (``roc_auc``, ``pr_auc``: higher is better; ``log_loss``, ``brier``: lower).
         holdout: ``(features, labels)``: the same rows score both models.
-        min_delta: how much better the candidate must be (0: strictly better; a tie keeps the champion).
+        rule: the promotion rule (:data:`Rule`), asked with both scores (the champion's is None when there
+            is none); it must return a bool.
+        min_delta: the margin passed to ``rule`` (how much better the candidate must be).
         tracking_uri, wait_s: see :func:`helpers.registry.tracking.connect`.
 
     Returns:
@@ -92,19 +97,25 @@ def promote_if_better(name: str, version: str | int, metric: str, holdout: tuple
     new_score = score(load_model(name, version), metric, features, labels)
     higher = _metrics()[metric][1]
     old_score = None
-    if current is None:
-        promoted, reason = True, f"no champion yet: version {version} becomes the first ({metric} {new_score:.4f})"
-    elif current == version:
+    if current == version:
         old_score = new_score
         promoted, reason = False, f"version {version} is already the champion"
     else:
-        old_score = score(load_model(name, current), metric, features, labels)
-        gain = (new_score - old_score) if higher else (old_score - new_score)
-        promoted = gain > min_delta
-        verb = "beats" if promoted else "does not beat"
-        reason = (f"version {version} {verb} champion version {current} on the same holdout: {metric} "
-                  f"{new_score:.4f} vs {old_score:.4f} ({'higher' if higher else 'lower'} is better, "
-                  f"required margin {min_delta:g})" + ("" if promoted else f"; version {current} stays champion"))
+        if current is not None:
+            old_score = score(load_model(name, current), metric, features, labels)
+        promoted = rule(new_score, old_score, higher, min_delta)
+        if not isinstance(promoted, (bool, np.bool_)):
+            raise TypeError(f"the promotion rule must return a bool, got {promoted!r}: no alias moved")
+        promoted = bool(promoted)
+        if current is None:
+            reason = (f"no champion yet: version {version} becomes the first ({metric} {new_score:.4f})" if promoted
+                      else f"no champion yet, and the rule did not promote version {version} ({metric} "
+                           f"{new_score:.4f})")
+        else:
+            verb = "beats" if promoted else "does not beat"
+            reason = (f"version {version} {verb} champion version {current} on the same holdout: {metric} "
+                      f"{new_score:.4f} vs {old_score:.4f} ({'higher' if higher else 'lower'} is better, "
+                      f"required margin {min_delta:g})" + ("" if promoted else f"; version {current} stays champion"))
     client = MlflowClient()
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)

@@ -60,7 +60,7 @@ class DataStatus:
 
 
 def data_root() -> Path:
-    """The DVC project's root: ``<capstone>/data`` (where :func:`helpers.api.extract.extract_day` writes)."""
+    """The DVC project's root: ``<capstone>/data`` (where the training pipeline's extract writes)."""
     return config.capstone_dir() / "data"
 
 

@@ -1,4 +1,10 @@
-"""Lab 05: the batch training pipeline (reference DAG).
+"""Lab 05: the batch training pipeline (reference DAG; instructor-only).
+
+Files named ``reference_*`` are never released to learners (nbgrader's ``CourseDirectory.ignore``) nor
+copied into a grading folder: this is the answer to Lab 05a's Task 6. Its tasks pass the reference
+answers of Tasks 1, 2, 4 and 5.1 (:mod:`autograder.reference.lab05a`) to :mod:`helpers.pipeline.steps`,
+where a learner's DAG passes the learner's functions. ``make capstone`` runs it; compose's scheduler
+loads it from the instructor's checkout (the repository is on its ``PYTHONPATH``).
 
 ``extract_data >> validate_raw_data >> transform_features >> validate_features >> train_model >> register_model``
 
@@ -40,6 +46,13 @@ def alert_on_failure(context) -> None:
                         "error": str(context.get("exception", ""))[:4000]})
 
 
+def _reference():
+    """The reference answers (instructor-only: ``autograder`` is importable from the repository's root)."""
+    from autograder.reference import lab05a
+
+    return lab05a
+
+
 def _settings():
     from helpers.pipeline.steps import Settings
 
@@ -71,7 +84,14 @@ def lab05_training_pipeline():
 
         settings, logical_date = _settings()
         try:
-            return extract(logical_date, settings)
+            ref = _reference()
+
+            def snapshot(day: str, root, client_id: str) -> dict:
+                return ref.extract_snapshot(day, root, client_id=client_id, url=settings["api_url"],
+                                            max_attempts=int(settings["max_attempts"]),
+                                            backoff_s=float(settings["backoff_s"]), page_size=int(settings["page_size"]))
+
+            return extract(logical_date, settings, snapshot)
         except ExtractError as err:
             if err.retryable:
                 raise  # the API may be back for the next try
@@ -86,7 +106,7 @@ def lab05_training_pipeline():
         from helpers.pipeline.steps import EmptyDay, GateFailed, check_raw
 
         try:
-            return check_raw(extracted)
+            return check_raw(extracted, _reference().data_quality_score)
         except EmptyDay as err:
             send_alert(f"{ALERT_SOURCE}.validate_raw_data", str(err), severity="warning",
                        details={"days": extracted["days"]})
@@ -112,7 +132,7 @@ def lab05_training_pipeline():
         from helpers.pipeline.steps import GateFailed, check_features
 
         try:
-            return check_features(built, raw)
+            return check_features(built, raw, _reference().data_quality_score)
         except GateFailed as err:
             raise AirflowFailException(str(err)) from err
 
@@ -123,7 +143,7 @@ def lab05_training_pipeline():
 
         settings, logical_date = _settings()
         try:
-            return train(logical_date, built, settings)
+            return train(logical_date, built, settings, _reference().split_by_time)
         except ValueError as err:
             raise AirflowFailException(str(err)) from err
 
@@ -135,7 +155,8 @@ def lab05_training_pipeline():
 
         settings, _ = _settings()
         try:
-            return register(trained, extracted, built, settings)
+            ref = _reference()
+            return register(trained, extracted, built, settings, ref.split_by_time, ref.should_promote)
         except RegistryUnavailable as err:
             raise AirflowFailException(str(err)) from err
 
