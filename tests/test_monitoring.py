@@ -366,7 +366,9 @@ def test_start_monitoring_then_stop_leaves_no_process_behind():
         assert any(line.startswith(f"{name} ") and " up " in line for line in status.stdout.splitlines()), (
             f"expected `{name} up` in the status, got:\n{status.stdout}")
     assert "opensearch green" in status.stdout, f"expected `opensearch green` in the status, got:\n{status.stdout}"
-    stopped = _services("stop")
-    assert stopped.returncode == 0, f"expected `services stop` to succeed, got:\n{stopped.stdout}{stopped.stderr}"
+    # only the monitoring group: a plain `services stop` would also stop the suite's shared broker and events
+    # API under the tests running on the other worker
+    stopped = _services("stop", "monitoring")
+    assert stopped.returncode == 0, f"expected `services stop monitoring` to succeed, got:\n{stopped.stdout}{stopped.stderr}"
     left = [p for p in _ours() if "helpers.platform.services" not in p]
-    assert not left, f"expected no monitoring process after `services stop`, found: {left}"
+    assert not left, f"expected no monitoring process after `services stop monitoring`, found: {left}"

@@ -70,16 +70,21 @@ def start(what: str = "all") -> dict[str, float]:
     return timings
 
 
-def stop() -> None:
-    """Stop every embedded service that runs in the background (the broker, the API, the Airflow UI)."""
+def stop(what: str = "all") -> None:
+    """Stop the embedded background services: all of them, or one group (``kafka``, ``api``, ``airflow-ui``,
+    ``monitoring`` = Prometheus & co. and OpenSearch), leaving the others running."""
     from helpers.api.server import stop_api
     from helpers.platform import airflow_ui
     from helpers.platform.kafka_broker import stop_broker
 
-    print("kafka    stopped" if stop_broker() else "kafka    was not running")
-    print("api      stopped" if stop_api() else "api      was not running")
-    if airflow_ui.stop_standalone():
+    if what in ("kafka", "all"):
+        print("kafka    stopped" if stop_broker() else "kafka    was not running")
+    if what in ("api", "all"):
+        print("api      stopped" if stop_api() else "api      was not running")
+    if what in ("airflow-ui", "all") and airflow_ui.stop_standalone():
         print("airflow  UI stopped")
+    if what not in ("monitoring", "all"):
+        return
     from helpers.platform.monitoring_services import stop_monitoring
 
     for name, was_running in stop_monitoring().items():  # Lab 05's Prometheus & co.
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         start(args.what)
         return 0
     if args.command == "stop":
-        stop()
+        stop(args.what)
         return 0
     return status()
 
