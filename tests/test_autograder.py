@@ -147,13 +147,13 @@ def graded(request, course: Path, kafka_broker, tmp_path_factory) -> dict:
     share one worker and one grading run, and two workers grade two labs at once.
     """
     lab = request.cls.lab
-    source_path = next(p for p in SOURCES if p.parent.name == lab)
-    source = nbformat.read(source_path, as_version=4)
-    released = nbformat.read(course / "release" / lab / source_path.name, as_version=4)
     folder = tmp_path_factory.mktemp(f"submissions-{lab}")
-    for student, nb in {"alice": with_solutions(released, source), "bob": released}.items():
-        (folder / student / lab).mkdir(parents=True)
-        nbformat.write(nb, folder / student / lab / source_path.name)
+    for source_path in (p for p in SOURCES if p.parent.name == lab):  # every notebook of the lab (Lab 05 has three)
+        source = nbformat.read(source_path, as_version=4)
+        released = nbformat.read(course / "release" / lab / source_path.name, as_version=4)
+        for student, nb in {"alice": with_solutions(released, source), "bob": released}.items():
+            (folder / student / lab).mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, folder / student / lab / source_path.name)
     lab_course = course_copy(course, lab)
     rows, header, stdout, elapsed = grade_folder(folder, lab_course, tmp_path_factory.mktemp(f"grades-{lab}"))
     print(f"\ngrading {lab} (alice + bob): {elapsed:.1f} s")
@@ -267,19 +267,21 @@ class LabGrading:
 
     def test_no_solution_or_hidden_test_reaches_a_learner(self, course: Path, graded: dict):
         """Released notebooks and blank work's feedback show no solution line; no feedback shows a hidden test."""
-        source = next(p for p in SOURCES if p.parent.name == self.lab)
-        secrets = secret_lines(source)
-        solutions, hidden = secrets["### BEGIN SOLUTION"], secrets["### BEGIN HIDDEN TESTS"]
+        secrets = [secret_lines(p) for p in SOURCES if p.parent.name == self.lab]  # every notebook of the lab
+        solutions = set().union(*(s["### BEGIN SOLUTION"] for s in secrets))
+        hidden = set().union(*(s["### BEGIN HIDDEN TESTS"] for s in secrets))
         assert solutions and hidden, f"{self.lab}: the scan needs lines to look for"
         released = {f"release/{p.name}": notebook_text(p) for p in (course / "release" / self.lab).glob("*.ipynb")}
-        feedback = {f"feedback/{r['student']}": html_text(Path(r["feedback_html"]))
+        feedback = {f"feedback/{r['student']}/{r['notebook']}": html_text(Path(r["feedback_html"]))
                     for r in graded["rows"] if r["feedback_html"]}
-        assert "feedback/bob" in feedback and "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
-        blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice")}
+        assert any(k.startswith("feedback/bob/") for k in feedback)
+        assert "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
+        blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice/")}
         leaks = [f"{self.lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
         leaks += [f"{self.lab} {where}: {line}" for where, text in {**released, **feedback}.items() for line in hidden if line in text]
         # the scan finds code when it is there: alice's feedback shows her solution
-        assert any(line in feedback["feedback/alice"] for line in solutions), "the scan should see alice's own solution"
+        assert any(line in text for k, text in feedback.items() if k.startswith("feedback/alice/") for line in solutions), (
+            "the scan should see alice's own solution")
         assert not leaks, "\n".join(leaks)
         print(f"\nleak scan {self.lab}: {len(released) + len(feedback)} released notebooks and feedback pages, no leak")
 
