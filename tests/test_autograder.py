@@ -267,23 +267,26 @@ class LabGrading:
 
     def test_no_solution_or_hidden_test_reaches_a_learner(self, course: Path, graded: dict):
         """Released notebooks and blank work's feedback show no solution line; no feedback shows a hidden test."""
-        secrets = [secret_lines(p) for p in SOURCES if p.parent.name == self.lab]  # every notebook of the lab
-        solutions = set().union(*(s["### BEGIN SOLUTION"] for s in secrets))
-        hidden = set().union(*(s["### BEGIN HIDDEN TESTS"] for s in secrets))
-        assert solutions and hidden, f"{self.lab}: the scan needs lines to look for"
-        released = {f"release/{p.name}": notebook_text(p) for p in (course / "release" / self.lab).glob("*.ipynb")}
-        feedback = {f"feedback/{r['student']}/{r['notebook']}": html_text(Path(r["feedback_html"]))
-                    for r in graded["rows"] if r["feedback_html"]}
-        assert any(k.startswith("feedback/bob/") for k in feedback)
-        assert "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
-        blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice/")}
-        leaks = [f"{self.lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
-        leaks += [f"{self.lab} {where}: {line}" for where, text in {**released, **feedback}.items() for line in hidden if line in text]
-        # the scan finds code when it is there: alice's feedback shows her solution
-        assert any(line in text for k, text in feedback.items() if k.startswith("feedback/alice/") for line in solutions), (
-            "the scan should see alice's own solution")
+        leaks, pages = [], 0
+        for source in (p for p in SOURCES if p.parent.name == self.lab):  # each notebook against its own pages
+            secrets = secret_lines(source)
+            solutions, hidden = secrets["### BEGIN SOLUTION"], secrets["### BEGIN HIDDEN TESTS"]
+            assert solutions and hidden, f"{self.lab}/{source.name}: the scan needs lines to look for"
+            released = {f"release/{source.name}": notebook_text(course / "release" / self.lab / source.name)}
+            feedback = {f"feedback/{r['student']}/{source.stem}": html_text(Path(r["feedback_html"]))
+                        for r in graded["rows"] if r["feedback_html"] and r["notebook"] == source.stem}
+            assert f"feedback/bob/{source.stem}" in feedback, f"expected bob's feedback for {source.name}"
+            assert "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
+            blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice/")}
+            leaks += [f"{self.lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
+            leaks += [f"{self.lab} {where}: {line}" for where, text in {**released, **feedback}.items()
+                      for line in hidden if line in text]
+            # the scan finds code when it is there: alice's feedback shows her solution
+            assert any(line in feedback[f"feedback/alice/{source.stem}"] for line in solutions), (
+                f"the scan should see alice's own solution in {source.name}")
+            pages += len(released) + len(feedback)
         assert not leaks, "\n".join(leaks)
-        print(f"\nleak scan {self.lab}: {len(released) + len(feedback)} released notebooks and feedback pages, no leak")
+        print(f"\nleak scan {self.lab}: {pages} released notebooks and feedback pages, no leak")
 
 
 for _lab in LABS:  # TestGrading_lab00, ...: one class per lab, so loadscope keeps a lab on one worker
