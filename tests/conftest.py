@@ -48,8 +48,17 @@ os.environ.setdefault("WORKBOOK_API_ROWS", "30000")
 os.environ.setdefault("WORKBOOK_API_DAYS", "3")
 # Lab 05 monitoring: the suite's Prometheus, Pushgateway, Alertmanager, alert receiver and OpenSearch
 # (HTTP, transport) on the broker's port + 20 .. + 25, so parallel checkouts and CI never collide.
-for _offset, _service in enumerate(("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER", "ALERT_RECEIVER",
-                                    "OPENSEARCH", "OPENSEARCH_TRANSPORT"), start=20):
+# Each xdist worker gets its own six (gw0: + 30 .., gw1: + 40 ..): a notebook graded on one worker starts its own
+# monitoring services (in the grading slot's state folder) while test_monitoring.py's run on the other. Ports
+# a person set are kept; ports the controller derived are derived again by each worker (which inherits them).
+_MONITORING = ("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER", "ALERT_RECEIVER", "OPENSEARCH", "OPENSEARCH_TRANSPORT")
+if _WORKER and os.environ.get("WORKBOOK_MONITORING_PORTS_DERIVED") == "1":
+    for _service in _MONITORING:
+        os.environ.pop(f"WORKBOOK_{_service}_PORT", None)
+if not any(os.environ.get(f"WORKBOOK_{_service}_PORT") for _service in _MONITORING):
+    os.environ["WORKBOOK_MONITORING_PORTS_DERIVED"] = "1"
+_MONITORING_BASE = 20 + (10 * (int(_WORKER[2:]) + 1) if _WORKER[2:].isdigit() else 0)
+for _offset, _service in enumerate(_MONITORING, start=_MONITORING_BASE):
     os.environ.setdefault(f"WORKBOOK_{_service}_PORT", str(int(os.environ["WORKBOOK_KAFKA_PORT"]) + _offset))
 for _derived in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
     os.environ.pop(_derived, None)  # derived from AIRFLOW_HOME below (an xdist worker inherits the controller's)

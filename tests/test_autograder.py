@@ -148,7 +148,7 @@ def graded(request, course: Path, kafka_broker, tmp_path_factory) -> dict:
     """
     lab = request.cls.lab
     folder = tmp_path_factory.mktemp(f"submissions-{lab}")
-    for source_path in (p for p in SOURCES if p.parent.name == lab):  # every notebook of the lab (Lab 05: three)
+    for source_path in (p for p in SOURCES if p.parent.name == lab):  # every notebook of the lab (Lab 05 has three)
         source = nbformat.read(source_path, as_version=4)
         released = nbformat.read(course / "release" / lab / source_path.name, as_version=4)
         for student, nb in {"alice": with_solutions(released, source), "bob": released}.items():
@@ -267,22 +267,25 @@ class LabGrading:
 
     def test_no_solution_or_hidden_test_reaches_a_learner(self, course: Path, graded: dict):
         """Released notebooks and blank work's feedback show no solution line; no feedback shows a hidden test."""
-        pages = 0
-        for source in (p for p in SOURCES if p.parent.name == self.lab):  # each notebook against its own secrets
+        leaks, pages = [], 0
+        for source in (p for p in SOURCES if p.parent.name == self.lab):  # each notebook against its own pages
             secrets = secret_lines(source)
             solutions, hidden = secrets["### BEGIN SOLUTION"], secrets["### BEGIN HIDDEN TESTS"]
             assert solutions and hidden, f"{self.lab}/{source.name}: the scan needs lines to look for"
             released = {f"release/{source.name}": notebook_text(course / "release" / self.lab / source.name)}
-            feedback = {f"feedback/{r['student']}": html_text(Path(r["feedback_html"]))
+            feedback = {f"feedback/{r['student']}/{source.stem}": html_text(Path(r["feedback_html"]))
                         for r in graded["rows"] if r["feedback_html"] and r["notebook"] == source.stem}
-            assert "feedback/bob" in feedback and "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
-            blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice")}
-            leaks = [f"{self.lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
-            leaks += [f"{self.lab} {where}: {line}" for where, text in {**released, **feedback}.items() for line in hidden if line in text]
+            assert f"feedback/bob/{source.stem}" in feedback, f"expected bob's feedback for {source.name}"
+            assert "BEGIN HIDDEN TESTS" not in "".join([*released.values(), *feedback.values()])
+            blank = {k: v for k, v in {**released, **feedback}.items() if not k.startswith("feedback/alice/")}
+            leaks += [f"{self.lab} {where}: {line}" for where, text in blank.items() for line in solutions if line in text]
+            leaks += [f"{self.lab} {where}: {line}" for where, text in {**released, **feedback}.items()
+                      for line in hidden if line in text]
             # the scan finds code when it is there: alice's feedback shows her solution
-            assert any(line in feedback["feedback/alice"] for line in solutions), "the scan should see alice's own solution"
-            assert not leaks, "\n".join(leaks)
+            assert any(line in feedback[f"feedback/alice/{source.stem}"] for line in solutions), (
+                f"the scan should see alice's own solution in {source.name}")
             pages += len(released) + len(feedback)
+        assert not leaks, "\n".join(leaks)
         print(f"\nleak scan {self.lab}: {pages} released notebooks and feedback pages, no leak")
 
 

@@ -25,7 +25,7 @@ def _capstone(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 def test_capstone_training_part_writes_its_summary(tmp_path, events_api):
     """Check that the capstone trains on the API's days and records records, quality, model, hashes and times."""
-    done = _capstone(tmp_path, "--date", "2026-01-02", "--days", "2")
+    done = _capstone(tmp_path, "--date", "2026-01-02", "--days", "2", "--parts", "training")
     assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     training = summary["parts"]["training"]
@@ -54,3 +54,30 @@ def test_capstone_unknown_part_is_refused(tmp_path):
     """Check that an unknown part name stops before anything runs, listing the known parts."""
     done = _capstone(tmp_path, "--parts", "nonsense")
     assert done.returncode == 2 and "training" in done.stderr, done.stderr[-1000:]
+
+
+def test_capstone_monitoring_part_lists_the_alerts_that_fired_and_resolved(tmp_path, monkeypatch):
+    """Check the monitoring part: its own services fire QualityScoreLow end to end and it resolves; the summary lists it."""
+    from helpers.platform.ports import free_port
+
+    state = tmp_path / "state"  # its own services (state folder and free ports): none of test_monitoring.py's
+    env = {"WORKBOOK_STATE": str(state), "WORKBOOK_ALERTS_DB": str(state / "alerts" / "alerts.db"),
+           **{f"WORKBOOK_{name}_PORT": str(free_port()) for name in ("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER",
+                                                                   "ALERT_RECEIVER")}}
+    for key, value in env.items():  # undone after the test; the subprocess and the clean-up see the same services
+        monkeypatch.setenv(key, value)
+    try:
+        done = _capstone(tmp_path, "--parts", "monitoring")
+    finally:
+        from helpers.platform.monitoring_services import stop_monitoring
+
+        stopped = stop_monitoring()
+    assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert all(stopped.values()), f"expected the part's four services running until stopped here, got {stopped}"
+    section = json.loads((tmp_path / "summary.json").read_text())["parts"]["monitoring"]
+    probe = [a for a in section["alerts"] if a["alertname"] == "QualityScoreLow"
+             and a["labels"].get("job") == "capstone_quality_probe"]
+    assert probe and probe[0]["fired_at"] and probe[0]["resolved_at"], f"expected the probe fired and resolved, got {section['alerts']}"
+    assert "80%" in probe[0]["summary"], f"expected the summary to give the score, got {probe[0]['summary']}"
+    assert section["panels_with_data"] and any(section["panels_with_data"].values()), section["panels_with_data"]
+    assert "alert QualityScoreLow: fired" in done.stdout, done.stdout[-2000:]

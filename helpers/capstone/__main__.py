@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-PART_MODULES = ("helpers.capstone.training",)
+PART_MODULES = ("helpers.capstone.training", "helpers.capstone.monitoring")
 """Modules that register a part when imported (parts 2 and 3 add theirs here)."""
 
 

@@ -26,6 +26,11 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.rules.yml"))
 
 
+def learner_rules_dir(prometheus_home: Path) -> Path:
+    """Return the folder of rule files a notebook adds (``<state>/prometheus/rules``); Prometheus loads its ``*.rules.yml``."""
+    return prometheus_home / "rules"
+
+
 def prometheus_config(targets_dir: Path) -> dict[str, Any]:
     """Return Prometheus's configuration: itself, the Pushgateway, and file-discovered targets.
 
@@ -37,7 +42,8 @@ def prometheus_config(targets_dir: Path) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": EVALUATION_INTERVAL,
                    "external_labels": {"workbook": "module05"}},
-        "rule_files": [str(path) for path in rule_files()],
+        # the committed rules, then a notebook's own (Lab 05c: the learner's file, installed and reloaded live)
+        "rule_files": [*(str(path) for path in rule_files()), str(learner_rules_dir(targets_dir.parent) / "*.rules.yml")],
         "alerting": {"alertmanagers": [
             {"static_configs": [{"targets": [f"{local}:{monitoring_port('alertmanager')}"]}]}]},
         "scrape_configs": [

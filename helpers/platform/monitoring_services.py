@@ -101,7 +101,10 @@ def _command(service: Service, exe: str) -> list[str]:
         (home / "targets").mkdir(parents=True, exist_ok=True)
         return [exe, f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
                 f"--web.listen-address={listen}", "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=2d", f"--web.external-url=http://{listen}/"]
+                "--storage.tsdb.retention.time=2d", f"--web.external-url=http://{listen}/",
+                # a reload (a notebook installing rules) re-discovers Alertmanager for a few seconds, and an
+                # alert sent meanwhile is dropped; resend every 2 s rather than after the default minute
+                "--rules.alert.resend-delay=2s"]
     if service is ALERTMANAGER:
         hook = f"http://127.0.0.1:{RECEIVER.port}/alertmanager"
         config = mc.write_yaml(home / "alertmanager.yml", mc.alertmanager_config(hook))
