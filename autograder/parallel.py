@@ -127,6 +127,7 @@ def worker_env(slot: Slot, kafka: str, sandbox: Path | None = None) -> dict[str,
         home = state / "airflow"
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
                    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}")
+    env.update(slot_ports(slot))
     if sandbox is not None:  # the kernel writes only in the slot: move the state folder's other paths there
         main_state = workbook.state_dir()
         for key, value in list(env.items()):
@@ -139,6 +140,40 @@ def worker_env(slot: Slot, kafka: str, sandbox: Path | None = None) -> dict[str,
         env["JUPYTER_PATH"] = os.pathsep.join([str(sandbox), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))])
         env["WORKBOOK_DATA"] = str(state / "data")
     return env
+
+
+SLOT_PORT_VARIABLES = ("WORKBOOK_API_PORT", "WORKBOOK_PROMETHEUS_PORT", "WORKBOOK_PUSHGATEWAY_PORT",
+                       "WORKBOOK_ALERTMANAGER_PORT", "WORKBOOK_ALERT_RECEIVER_PORT", "WORKBOOK_OPENSEARCH_PORT")
+"""Services a lab's kernel starts for itself (Lab 05's events API and monitoring): one set of ports per slot."""
+
+
+def slot_ports(slot: Slot) -> dict[str, str]:
+    """The slot's own ports for the services its kernels start (chosen free once, kept in the slot folder).
+
+    A kernel's ``start_api()`` or ``start_monitoring()`` must not meet a service another slot, the suite
+    or the instructor runs on the default port: a sandboxed kernel cannot see that process (its own PID
+    namespace), so it could neither reuse nor replace it and the lab's setup cell would fail. The same
+    slot keeps its ports from one submission to the next.
+    """
+    from helpers.platform.ports import free_port
+
+    path = slot.folder / "ports.json"
+    try:
+        ports = json.loads(path.read_text())
+    except (OSError, ValueError):
+        ports = {}
+    if set(ports) != set(SLOT_PORT_VARIABLES):
+        chosen: set[int] = set()
+        ports = {}
+        for name in SLOT_PORT_VARIABLES:
+            port = free_port()
+            while port in chosen or port + 100 in chosen:  # OpenSearch's transport is its HTTP port + 100
+                port = free_port()
+            chosen.add(port)
+            ports[name] = str(port)
+        slot.folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ports, indent=1))
+    return ports
 
 
 def mirror_data(shared: Path, target: Path) -> None:
