@@ -144,8 +144,8 @@ def run_streaming(options: Mapping[str, Any]) -> dict[str, Any]:
         section["throughput_per_s"] = round(len(got) / span, 1) if span > 0 else None
     missing = len(timed_valid) - len(got)
     if missing:
-        section["error"] = (f"{missing:,} of {len(timed_valid):,} valid events got no prediction within {timeout:.0f} s: "
-                            f"see the stages' logs in {logs}")
+        section["error"] = (f"{missing:,} of {len(timed_valid):,} valid events got no prediction within "
+                            f"{timeout:.0f} s: see the stages' logs in {logs}")
     elif versions != [champion]:
         section["error"] = f"expected every prediction from the champion v{champion}, got versions {versions}"
     else:
@@ -158,7 +158,8 @@ def report_streaming(section: Mapping[str, Any]) -> list[str]:
     lat, model = section.get("latency_ms") or {}, section["model"]
     lines = [f"{section['events_sent']:,} events at {section['rate']:,.0f}/s for {section['stream_seconds']:.0f} s "
              f"(sent in {section['send_seconds']:.1f} s): {section['predictions']:,} predictions for "
-             f"{section['valid_events_sent']:,} valid events, {section['dlq']:,} dead-lettered",
+             f"{section['valid_events_sent']:,} valid events; {section['dlq']:,} dead-lettered "
+             f"(of {section['dlq_expected']:,} malformed, warm-up included)",
              f"model {model['name']} v{model['champion']} (champion) served; versions seen {model['served_versions']}"]
     if lat:
         lines.append(f"latency from the intended send time: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
