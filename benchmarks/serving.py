@@ -108,7 +108,10 @@ def source(bootstrap: str) -> object:
 
 
 def produce(producer: object, topic: str, events: list[dict], rate: float | None) -> None:
-    """Send ``events`` keyed by user, at ``rate``/s each stamped with its intended time (``None``: at once)."""
+    """Send ``events`` keyed by user, at ``rate``/s each stamped with its intended time (``None``: at once).
+
+    A malformed event without a user is keyed ``None`` (it goes to the dead-letter topic downstream).
+    """
     import orjson
 
     start = time.time() + 0.05
@@ -121,7 +124,7 @@ def produce(producer: object, topic: str, events: list[dict], rate: float | None
             event = {**event, "sent_at": at}
         while True:
             try:
-                producer.produce(topic, key=str(event["user_id"]).encode(), value=orjson.dumps(event))
+                producer.produce(topic, key=str(event.get("user_id")).encode(), value=orjson.dumps(event))
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -81,3 +81,35 @@ def test_capstone_monitoring_part_lists_the_alerts_that_fired_and_resolved(tmp_p
     assert "80%" in probe[0]["summary"], f"expected the summary to give the score, got {probe[0]['summary']}"
     assert section["panels_with_data"] and any(section["panels_with_data"].values()), section["panels_with_data"]
     assert "alert QualityScoreLow: fired" in done.stdout, done.stdout[-2000:]
+
+
+def test_capstone_streaming_part_serves_the_champion_and_records_the_latency(tmp_path, kafka_broker):
+    """Check the streaming part: every valid event scored by the champion, the DLQ count, latency p50 <= p99 <= max."""
+    from helpers.registry.models import champion_version
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "WORKBOOK_CAPSTONE": str(tmp_path), "MLFLOW_TRACKING_URI": uri,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    register = "from benchmarks.serving import register_model; print(register_model(5000))"
+    made = subprocess.run([sys.executable, "-c", register], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, f"expected a registered champion, got:\n{made.stderr[-2000:]}; try `make bench` alone"
+    name = made.stdout.strip().splitlines()[-1]
+    done = _capstone(tmp_path, "--parts", "streaming", "--model", name, "--stream-rate", "500", "--stream-seconds", "4")
+    assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    section = json.loads((tmp_path / "summary.json").read_text())["parts"]["streaming"]
+    logs = f"see the stages' logs in {section['logs']}"
+    assert section["events_sent"] == 2000, f"expected 500/s x 4 s = 2,000 events sent, got {section['events_sent']}"
+    assert section["predictions"] == section["valid_events_sent"] > 0, \
+        f"expected one prediction per valid event, got {section['predictions']} for {section['valid_events_sent']}; " \
+        f"{logs}"
+    assert section["dlq"] == section["dlq_expected"] > 0, \
+        f"expected each malformed event dead-lettered ({section['dlq_expected']}), got {section['dlq']}; {logs}"
+    champion = champion_version(name, tracking_uri=uri)
+    assert section["model"]["name"] == name and section["model"]["served_versions"] == [champion], \
+        f"expected only the champion v{champion} of {name} served, got {section['model']}; {logs}"
+    lat = section["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["max"], f"expected 0 < p50 <= p99 <= max (ms), got {lat}; {logs}"
+    assert section["throughput_per_s"] > 0, f"expected a throughput, got {section.get('throughput_per_s')}; {logs}"
+    assert "latency from the intended send time" in done.stdout, \
+        f"expected the latency in the report:\n{done.stdout[-2000:]}"

@@ -1,4 +1,4 @@
-"""``python -m helpers.capstone [--parts training] [--date D] [--days N]`` (what ``make capstone`` runs)."""
+"""``python -m helpers.capstone [--parts training] [--date D] [--days N] [--stream-seconds S]`` (``make capstone``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import importlib
 import sys
 
-PART_MODULES = ("helpers.capstone.training", "helpers.capstone.monitoring")
-"""Modules that register a part when imported (parts 2 and 3 add theirs here)."""
+PART_MODULES = ("helpers.capstone.training", "helpers.capstone.streaming", "helpers.capstone.monitoring")
+"""Modules that register a part when imported, in run order."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="", help=f"comma-separated, default all: {','.join(p.name for p in PARTS)}")
     parser.add_argument("--date", help="the training run's logical date (default: the API dataset's last day)")
     parser.add_argument("--days", type=int, help="days to train on, ending at --date (default: all the API serves)")
+    parser.add_argument("--model", help="the model the streaming part serves (default: the training part's)")
+    parser.add_argument("--stream-rate", type=float, default=1000.0, help="streaming: events/s (default 1000)")
+    parser.add_argument("--stream-seconds", type=float, default=10.0, help="streaming: seconds at that rate (10; 60)")
     args = parser.parse_args(argv)
     names = [p.strip() for p in args.parts.split(",") if p.strip()] or None
     try:
-        summary = run_parts(names, {"date": args.date, "days": args.days})
+        summary = run_parts(names, {"date": args.date, "days": args.days, "model": args.model,
+                                    "stream_rate": args.stream_rate, "stream_seconds": args.stream_seconds})
     except ValueError as err:
         parser.error(str(err))
     print("\n".join(report_lines(summary)))

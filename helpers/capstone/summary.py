@@ -4,7 +4,8 @@ A part is ``(name, run, report)``: ``run(options) -> dict`` does the work and re
 (small, JSON-ready: counts, scores, versions, metrics, hashes, timings, and ``ok``); ``report(section)
 -> list[str]`` turns it into a few lines for people. :func:`run_parts` runs the chosen parts in order
 and writes the summary even when a part fails (its section then says what failed), so a broken run
-leaves evidence behind.
+leaves evidence behind. A part sees the sections of the parts before it in ``options["sections"]``
+(``{name: section}``: the streaming part serves the model the training part registered).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def run_parts(names: list[str] | None, options: Mapping[str, Any], out: Path | N
     for part in chosen:
         started = time.perf_counter()
         try:
-            section = part.run(options)
+            section = part.run({**options, "sections": dict(summary["parts"])})
         except Exception as err:  # noqa: BLE001 (the summary records any failure of a part, then the run stops)
             section = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
         section.setdefault("seconds", round(time.perf_counter() - started, 2))

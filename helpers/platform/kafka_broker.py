@@ -112,7 +112,7 @@ def _format_storage(java: str, classpath: str, conf: Path) -> None:
     # What `kafka-storage.sh random-uuid` prints: a random UUID, URL-safe base64 without padding.
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = [java, "-cp", classpath, f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
-           "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+           "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",  # an id may start with "-"
            "-c", str(conf / "server.properties")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
