@@ -39,6 +39,9 @@ os.environ.update({
     "WORKBOOK_CAPSTONE": str(TEST_STATE / "capstone"),
     "WORKBOOK_DVC_REMOTE": str(TEST_STATE / "capstone" / "dvc-remote"),
     "MLFLOW_TRACKING_URI": f"sqlite:///{TEST_STATE / 'capstone' / f'mlflow{_SUFFIX}.db'}",
+    # Lab 05's monitoring services: one home per xdist worker, beside its own ports (below), so a 05c
+    # notebook executed on one worker and test_monitoring.py on the other never share a process or a log.
+    "WORKBOOK_MONITORING_STATE": str(TEST_STATE / f"monitoring{_SUFFIX}"),
 })
 os.environ.setdefault("WORKBOOK_KAFKA_PORT", "29092")
 # The suite's events API (Lab 05) sits next to its broker (which uses port and port + 1), serving a
@@ -127,8 +130,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from helpers.platform.monitoring_services import stop_monitoring
     from helpers.platform.opensearch_node import stop_opensearch
 
-    stop_monitoring()  # Lab 05's Prometheus & co. and OpenSearch: the suite's own, in TEST_STATE
-    stop_opensearch()
+    for home in sorted(TEST_STATE.glob("monitoring*")):  # each xdist worker's Prometheus & co. and OpenSearch
+        os.environ["WORKBOOK_MONITORING_STATE"] = str(home)
+        stop_monitoring()
+        stop_opensearch()
     existed, before = session.config.stash[_BEFORE]
     after = learner_files()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

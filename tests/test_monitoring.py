@@ -37,7 +37,7 @@ from helpers.monitoring.push import push_batch_run
 from helpers.platform import monitoring_config as mc
 from helpers.platform import monitoring_services as ms
 from helpers.platform import opensearch_node as osn
-from helpers.platform.config import REPO_ROOT, monitoring_port, state_dir
+from helpers.platform.config import REPO_ROOT, monitoring_port, monitoring_state_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                                 reason=f"Prometheus is not installed: {ms.INSTALL_HINT}")
@@ -344,7 +344,7 @@ def _services(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _ours() -> list[str]:
     """Processes whose command line names one of the monitoring services' folders in the suite's state."""
-    folders = [str(state_dir() / name) for name in ("prometheus", "alertmanager", "pushgateway", "alert_receiver",
+    folders = [str(monitoring_state_dir() / name) for name in ("prometheus", "alertmanager", "pushgateway", "alert_receiver",
                                                     "opensearch")]
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):

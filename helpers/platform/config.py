@@ -45,6 +45,13 @@ def state_dir() -> Path:
     return Path(os.environ.get("WORKBOOK_STATE", REPO_ROOT / ".state")).resolve()
 
 
+def monitoring_state_dir() -> Path:
+    """Return the folder holding the monitoring services' homes (``WORKBOOK_MONITORING_STATE``, default the state
+    folder): the test suite gives each xdist worker its own, beside its own ports."""
+    value = os.environ.get("WORKBOOK_MONITORING_STATE", "").strip()
+    return Path(value).resolve() if value else state_dir()
+
+
 def kafka_port() -> int:
     """Return the port of the embedded broker's client listener."""
     return int(os.environ.get("WORKBOOK_KAFKA_PORT", DEFAULT_KAFKA_PORT))

@@ -30,8 +30,8 @@ from helpers.platform.config import (
     REPO_ROOT,
     external_monitoring_url,
     monitoring_port,
+    monitoring_state_dir,
     monitoring_url,
-    state_dir,
 )
 from helpers.platform.processes import find_process, start_lock, stop_process, tail
 
@@ -51,7 +51,7 @@ class Service:
 
     @property
     def home(self) -> Path:
-        return state_dir() / self.name
+        return monitoring_state_dir() / self.name
 
     @property
     def log(self) -> Path:

@@ -28,8 +28,8 @@ from helpers.platform.config import (
     REPO_ROOT,
     external_monitoring_url,
     monitoring_port,
+    monitoring_state_dir,
     monitoring_url,
-    state_dir,
 )
 from helpers.platform.processes import find_process, start_lock, stop_process, tail
 
@@ -48,7 +48,7 @@ def opensearch_version() -> str:
 
 def home() -> Path:
     """Return the node's folder: ``<state>/opensearch`` (data, logs, the launcher's log)."""
-    return state_dir() / "opensearch"
+    return monitoring_state_dir() / "opensearch"
 
 
 def log_file() -> Path:
