@@ -83,11 +83,14 @@ def test_capstone_monitoring_part_lists_the_alerts_that_fired_and_resolved(tmp_p
     assert "alert QualityScoreLow: fired" in done.stdout, done.stdout[-2000:]
 
 
-def test_capstone_streaming_part_serves_the_champion_and_records_the_latency(tmp_path, kafka_broker):
+def test_capstone_streaming_part_serves_the_champion_and_records_the_latency(tmp_path, kafka_broker, monkeypatch):
     """Check the streaming part: every valid event scored by the champion, the DLQ count, latency p50 <= p99 <= max."""
     from helpers.registry.models import champion_version
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # mlflow.set_tracking_uri (called by champion_version below) also writes MLFLOW_TRACKING_URI into this
+    # process's environment: restore the suite's registry afterwards (test_isolation checks it on this worker)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])
     env = {**os.environ, "WORKBOOK_CAPSTONE": str(tmp_path), "MLFLOW_TRACKING_URI": uri,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     register = "from benchmarks.serving import register_model; print(register_model(5000))"
