@@ -255,13 +255,14 @@ class LabGrading:
             executed = nbformat.read(step_dir(config, "autograded", row["assignment"], "bob") / f"{row['notebook']}.ipynb", 4)
             seen_answer = False
             for index, cell in enumerate(c for c in executed.cells if c.cell_type == "code"):
-                label = f"{row['assignment']} {meta(cell).get('grade_id', f'code cell {index + 1}')}"
+                label = f"{row['assignment']}/{row['notebook']} {meta(cell).get('grade_id', f'code cell {index + 1}')}"
                 errors = [o.ename for o in cell.outputs if o.output_type == "error"]
+                details = [f"{o.ename}: {str(o.evalue)[:600]}" for o in cell.outputs if o.output_type == "error"]
                 seen_answer = seen_answer or bool(meta(cell).get("solution"))
                 if meta(cell).get("grade"):
                     assert errors[:1] == ["NotImplementedError"], f"{label} failed with {errors}, not the stub"
                 elif not seen_answer:
-                    assert not errors, f"{label} fails before any answer is needed: {errors}"
+                    assert not errors, f"{label} fails before any answer is needed: {details}"
                 else:
                     assert set(errors) <= {"NotImplementedError"}, f"{label}: {errors}"
 

@@ -13,6 +13,7 @@ stream and buffered for OpenSearch's ``_bulk`` API by :class:`OpenSearchHandler`
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
@@ -34,8 +35,16 @@ def client(url: str | None = None, retries: int = 2) -> OpenSearch:
                       retry_on_timeout=retries > 0)
 
 
+_SEQUENCE = itertools.count(1)
+"""This process's log line numbers: ``event.sequence`` orders lines logged within the same millisecond."""
+
+
 class _ServiceName(logging.Filter):
-    """Stamp ``service.name`` on every record (ecs-logging turns dotted extras into nested fields)."""
+    """Stamp ``service.name`` and ``event.sequence`` on every record (ecs-logging nests dotted extras).
+
+    ``@timestamp`` has millisecond precision, so two lines of one process often share it; ECS's
+    ``event.sequence`` keeps their order when they are sorted (:func:`search_event`).
+    """
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -43,6 +52,8 @@ class _ServiceName(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         setattr(record, "service.name", self.service)
+        if not hasattr(record, "event.sequence"):
+            setattr(record, "event.sequence", next(_SEQUENCE))
         return True
 
 
@@ -137,11 +148,15 @@ def flush_logs(logger: logging.Logger) -> None:
 
 
 def search_event(event_id: str, index: str = LOGS_INDEX, url: str | None = None, size: int = 1000) -> list[dict[str, Any]]:
-    """Return every log line with ``event.id == event_id``, oldest first: one event followed across services."""
+    """Return every log line with ``event.id == event_id``, oldest first: one event followed across services.
+
+    Lines of one process within the same millisecond keep the order they were logged in (``event.sequence``).
+    """
     if not event_id:
         raise ValueError("event_id must be a non-empty string")
     reply = client(url).search(index=index, body={
-        "query": {"term": {"event.id": event_id}}, "sort": [{"@timestamp": "asc"}], "size": size})
+        "query": {"term": {"event.id": event_id}}, "size": size,
+        "sort": [{"@timestamp": "asc"}, {"event.sequence": {"order": "asc", "unmapped_type": "long"}}]})
     return [hit["_source"] for hit in reply["hits"]["hits"]]
 
 

@@ -15,15 +15,44 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+EXEC_RETRIES = 20
+"""How often (every 10 ms) a process with an empty command line is read again: one mid-``execve()``."""
+
 
 def find_process(*markers: str) -> int | None:
-    """Return the pid of a running process whose command line holds every one of ``markers``, or None."""
+    """Return the pid of a running process whose command line holds every one of ``markers``, or None.
+
+    A process caught inside ``execve()`` shows an empty command line for a moment (its new program's
+    arguments are not mapped yet; the parent of a ``vfork`` already runs again): those are read again a few
+    times, so a service started a moment ago is never taken for one that exited.
+    """
     import psutil
 
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if all(marker in cmdline for marker in markers):
+    def matches(cmdline: list[str] | None) -> bool:
+        return bool(cmdline) and all(marker in cmdline for marker in markers)
+
+    starting = []
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
+        cmdline = proc.info.get("cmdline")
+        if matches(cmdline):
             return int(proc.info["pid"])
+        if cmdline == [] and proc.info.get("ppid") not in (0, 2):  # [] and not a kernel thread: mid-exec
+            starting.append(proc)
+    for _ in range(EXEC_RETRIES):
+        if not starting:
+            break
+        time.sleep(0.01)
+        still = []
+        for proc in starting:
+            try:
+                cmdline = proc.cmdline()
+            except psutil.Error:
+                continue
+            if matches(cmdline):
+                return proc.pid
+            if not cmdline:
+                still.append(proc)
+        starting = still
     return None
 
 
