@@ -62,6 +62,7 @@ def test_capstone_monitoring_part_lists_the_alerts_that_fired_and_resolved(tmp_p
 
     state = tmp_path / "state"  # its own services (state folder and free ports): none of test_monitoring.py's
     env = {"WORKBOOK_STATE": str(state), "WORKBOOK_ALERTS_DB": str(state / "alerts" / "alerts.db"),
+           "WORKBOOK_MONITORING_STATE": str(state / "monitoring"),  # else the worker's home (conftest), shared
            **{f"WORKBOOK_{name}_PORT": str(free_port()) for name in ("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER",
                                                                    "ALERT_RECEIVER")}}
     for key, value in env.items():  # undone after the test; the subprocess and the clean-up see the same services
