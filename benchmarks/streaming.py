@@ -248,10 +248,7 @@ def run(record: Callable[[str, float, str], None], rows: int) -> None:
     rate, seconds = float(os.environ.get("WORKBOOK_BENCH_RATE", "1000")), float(os.environ.get("WORKBOOK_BENCH_LATENCY_S", "60"))
     if solution is not None:
         bench_latency(record, rate, seconds)
-    from benchmarks.serving import bench_serving
-
-    # Lab 05: events -> features -> model -> predictions, both Kafka clients side by side
-    bench_serving(record, rate, seconds, int(os.environ.get("WORKBOOK_BENCH_SERVING_BACKLOG", "30000")))
+    # Lab 05's serving pipeline (features -> model -> predictions) is benchmarks.serving: --only serving
 
 
 if __name__ == "__main__":

@@ -5,12 +5,11 @@ and serve the champion of the model the training part registered (its section's 
 ``--model``; else the training settings' ``model_name``). The event source sends generated events at a
 fixed rate (default 1,000/s for 10 s; ``--stream-seconds 60`` for the bench's length), 1 % of them
 malformed, each stamped with its *intended* send time; latency runs from that time to the prediction read
-downstream (no coordinated omission), measured with the bench's code (:mod:`benchmarks.serving`).
+downstream (no coordinated omission), driven by :mod:`helpers.serving.load` as in ``make bench``.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -84,10 +83,10 @@ def run_streaming(options: Mapping[str, Any]) -> dict[str, Any]:
     Options: ``stream_rate`` (events/s, default 1,000), ``stream_seconds`` (default 10), ``model``,
     ``stream_timeout_s`` (default 90: the bound on waiting for the last predictions, never a measure of speed).
     """
-    from benchmarks.serving import Downstream, produce, source
     from helpers.platform.config import capstone_dir
     from helpers.platform.kafka_broker import start_broker
     from helpers.registry.models import champion_version
+    from helpers.serving.load import ServingLoad, run_at_rate
     from helpers.serving.processes import StageProcess
     from helpers.serving.topics import ensure_topics
 
@@ -111,24 +110,10 @@ def run_streaming(options: Mapping[str, Any]) -> dict[str, Any]:
     events, valid = stream_events(WARM_UP + n)
     warm, timed = events[:WARM_UP], events[WARM_UP:]
     timed_valid = [e["event_id"] for e in timed if e["event_id"] in valid]
-    downstream = Downstream(bootstrap, topics["predictions"])
-    producer = source(bootstrap)
-    try:
-        for stage in stages:
-            stage.start()
-        for stage in stages:
-            stage.wait_ready(120)
-        produce(producer, topics["events"], warm, 200.0)
-        downstream.wait_for(len(valid & {e["event_id"] for e in warm}), 60)
-        sent_from = time.time()
-        produce(producer, topics["events"], timed, rate)
-        send_s = time.time() - sent_from
-        downstream.wait_for(len(valid), timeout)
-        got = [downstream.got[i] for i in timed_valid if i in downstream.got]
-    finally:
-        downstream.close()
-        for stage in stages:
-            stage.stop()
+    with ServingLoad(stages, bootstrap, topics["events"], topics["predictions"]) as load:
+        run = run_at_rate(load, warm, timed, rate, warm_ids=[e["event_id"] for e in warm if e["event_id"] in valid],
+                          timed_ids=timed_valid, timeout_s=timeout)
+    got, send_s = run.got, run.send_seconds
     dlq = topic_size(bootstrap, topics["dlq"])
     versions = sorted({str(p["model_version"]) for _, p in got})
     section: dict[str, Any] = {

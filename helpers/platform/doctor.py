@@ -188,10 +188,28 @@ def check_monitoring() -> Check:
     return Check("monitoring", True, f"{', '.join(found)}; {state}")
 
 
+def check_cluster() -> Check:
+    """Lab 05's 3-node Kafka cluster (optional): its nodes' state, and whether the memory for it is there."""
+    from helpers.platform import kafka_cluster
+
+    info = kafka_cluster.cluster_status()
+    up = [n for n, node in info["nodes"].items() if node["pid"] is not None]
+    if not up:
+        return Check("kafka-cluster", True, f"not running (Lab 05, optional: `python -m helpers.platform.kafka_cluster "
+                                            f"--start`); {info['memory']}")
+    if len(up) < len(info["nodes"]):
+        return Check("kafka-cluster", False, f"only nodes {up} of {list(info['nodes'])} run; brokers in the metadata "
+                                             f"{info['live_brokers']} ({info['bootstrap_servers']})",
+                     "a node died or was killed: `python -m helpers.platform.kafka_cluster --start` starts the "
+                     "missing ones (or --stop, then --start)")
+    return Check("kafka-cluster", True, f"nodes {up} running, brokers {info['live_brokers']} answer "
+                                        f"({info['bootstrap_servers']})")
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "python": check_python, "java": check_java, "maven": check_maven, "memory": check_memory, "ports": check_ports,
     "kafka": check_kafka, "spark": check_spark, "airflow": check_airflow, "api": check_api,
-    "monitoring": check_monitoring,
+    "monitoring": check_monitoring, "kafka-cluster": check_cluster,
 }
 
 
@@ -199,14 +217,15 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
     """Check the machine and the given services; print one line per check.
 
     Args:
-        services: which of ``kafka``, ``spark``, ``airflow``, ``api``, ``monitoring`` to check (the base checks always run).
+        services: which of ``kafka``, ``spark``, ``airflow``, ``api``, ``monitoring``, ``kafka-cluster`` to check
+            (the base checks always run).
         quiet: return the results without printing.
 
     Returns:
         The checks, in order. ``all(c.ok for c in result)`` means ready.
     """
     names = ["python", "java", "maven", "memory"] + (["ports"] if "kafka" in services else [])
-    names += [s for s in ("kafka", "spark", "airflow", "api", "monitoring") if s in services]
+    names += [s for s in ("kafka", "spark", "airflow", "api", "monitoring", "kafka-cluster") if s in services]
     results = []
     for name in names:
         try:
@@ -224,7 +243,7 @@ def doctor(services: Iterable[str] = ("kafka", "spark", "airflow"), quiet: bool 
 
 
 def main() -> int:
-    results = doctor(("kafka", "spark", "airflow", "monitoring"))
+    results = doctor(("kafka", "spark", "airflow", "monitoring", "kafka-cluster"))
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -125,6 +125,12 @@ def status() -> int:
     node = opensearch_status()
     node_pid = f" pid {node['pid']}" if node["pid"] else ""
     print(f"opensearch {node['health'] or 'down'} ({node['mode']}, {node['url']}{node_pid})")
+    from helpers.platform.kafka_cluster import cluster_status
+
+    cluster = cluster_status()  # Lab 05's 3-node cluster: started by `python -m helpers.platform.kafka_cluster --start`
+    for n, kn in cluster["nodes"].items():
+        kn_pid = f" pid {kn['pid']}" if kn["pid"] else ""
+        print(f"kafka-cluster node {n} {'up' if kn['reachable'] else 'down'} (127.0.0.1:{kn['client_port']}{kn_pid})")
     return 0 if info["reachable"] else 1
 
 

@@ -7,6 +7,7 @@ is read again on restart and what was already emitted is recognised by event id.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -40,6 +41,26 @@ ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 ``predict_proba`` of a 60-tree gradient-boosting model on 10 rows takes 90-110 ms with OpenMP's
 default thread pool (its threads spin, competing with Kafka's and the other stage's) and 1-4 ms on
 one thread. A stage is one process per core: scale by adding processes to the group, not threads."""
+
+
+class GcPauses:
+    """The garbage collector's pauses in this process (``gc.callbacks``): count, total and longest."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.count, self.total_s, self.longest_s, self._t0 = 0, 0.0, 0.0, 0.0
+        self._clock = time.perf_counter  # bound now: the callback must not import (it may run at shutdown)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = self._clock()
+        else:
+            pause = self._clock() - self._t0
+            self.count, self.total_s, self.longest_s = self.count + 1, self.total_s + pause, max(self.longest_s, pause)
+
+    def __str__(self) -> str:
+        return f"gc pauses {self.count:,}, {self.total_s * 1000:,.0f} ms in all, longest {self.longest_s * 1000:.1f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     served = f" model {watcher.current().name} v{watcher.current().version}" if watcher else ""
     restored = f", windows restored from {replayed:,} events" if replayed else ""
     print(f"{args.name}: {args.stage} stage ready ({args.client}, {source} -> {out}){served}{restored}", flush=True)
+    gc.freeze()  # what start-up built (model, windows, ids read back) is never scanned again: shorter pauses
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
     try:
         stats = serve(transport, handler, max_records=args.max_records, max_seconds=args.max_seconds, stop=stop)
     finally:
+        gc.callbacks.remove(pauses)
         if watcher is not None:
             watcher.stop()
     swaps = f", model swaps {watcher.swaps}" if watcher else ""
-    print(f"{args.name}: {stats}{swaps}", flush=True)
+    print(f"{args.name}: {stats}{swaps}; {pauses}", flush=True)
     return 0
 
 

@@ -22,10 +22,13 @@ import orjson
 from helpers.features.definitions import FEATURE_NAMES
 from helpers.features.stream import FeatureEngineer
 from helpers.serving.loop import LoopStats, Out, SeenIds
+from helpers.serving.scoring import BatchScorer
 from helpers.serving.transport import Message
 from helpers.streaming.stream import dlq_headers
 
 REQUIRED = {"event_id": int, "user_id": int, "event_type": str}
+SENDER_STAMPS = ("sent_at", "produced_at")
+"""The sender's times an event may carry (intended, actual send: :mod:`helpers.serving.load`), passed on."""
 
 
 class Rejected(ValueError):
@@ -111,8 +114,7 @@ class FeatureStage:
             features = self.engineer.update({**event, "event_time": t})
             record = {"event_id": event["event_id"], "user_id": user, "event_time": event["event_time"],
                       "features": features, "received_at": received_at, "features_at": time.time()}
-            if "sent_at" in event:
-                record["sent_at"] = event["sent_at"]
+            record.update((k, event[k]) for k in SENDER_STAMPS if k in event)
             outputs.append((self.out_topic, str(user).encode(), orjson.dumps(record), None))
         return outputs
 
@@ -203,12 +205,9 @@ class ModelStage:
         self.watcher, self.out_topic, self.dlq_topic = watcher, out_topic, dlq_topic
         self.seen = seen or SeenIds()
         self.on_scored: Any = None  # a hook for metrics: on_scored(n_events, seconds)
+        self.scorer = BatchScorer(FEATURE_NAMES)
 
     def __call__(self, batch: list[Message], stats: LoopStats) -> list[Out]:
-        import numpy as np
-        import pandas as pd
-        from threadpoolctl import threadpool_limits
-
         outputs, records, in_batch = [], [], set()
         for msg in batch:
             try:
@@ -229,9 +228,7 @@ class ModelStage:
             return outputs
         served = self.watcher.current()  # one model for the whole batch
         t0 = time.perf_counter()
-        frame = pd.DataFrame(np.array([r[2] for r in records]), columns=list(FEATURE_NAMES))
-        with threadpool_limits(1):  # see helpers.serving.__main__.ONE_THREAD: 1-4 ms instead of ~100 ms
-            scores = served.model.predict_proba(frame)[:, 1]
+        scores = self.scorer.score(served.model, [r[2] for r in records])  # one call, exactly predict_proba
         if self.on_scored is not None:
             self.on_scored(len(records), time.perf_counter() - t0)
         scored_at = time.time()
@@ -243,8 +240,7 @@ class ModelStage:
                           "model_version": served.version, "score": round(float(score), 6),
                           "received_at": record.get("received_at"), "features_at": record.get("features_at"),
                           "scored_at": scored_at}
-            if "sent_at" in record:
-                prediction["sent_at"] = record["sent_at"]
+            prediction.update((k, record[k]) for k in SENDER_STAMPS if k in record)
             outputs.append((self.out_topic, msg.key, orjson.dumps(prediction), None))
         return outputs
 

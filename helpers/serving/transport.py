@@ -59,13 +59,14 @@ class ConfluentTransport:
 
         self._errors: list[str] = []
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                                  "linger.ms": 0, "client.id": client_id,
+                                  "linger.ms": 0, "client.id": client_id, "socket.nagle.disable": True,
                                   "message.timeout.ms": PRODUCER_BOUNDS["delivery_timeout_ms"],
                                   "request.timeout.ms": PRODUCER_BOUNDS["request_timeout_ms"]})
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "client.id": client_id,
                                   "enable.auto.commit": False, "enable.auto.offset.store": False,
                                   "auto.offset.reset": "earliest",
-                                  "fetch.wait.max.ms": 10, "session.timeout.ms": session_timeout_ms,
+                                  "fetch.wait.max.ms": 10, "socket.nagle.disable": True,
+                                  "session.timeout.ms": session_timeout_ms,
                                   "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
                                   "max.poll.interval.ms": CONSUMER_BOUNDS["max_poll_interval_ms"]})
         self.consumer.subscribe(list(topics))
