@@ -5,7 +5,8 @@ batch (so a model scores it in one vectorised call) and the client is pluggable
 (:mod:`helpers.serving.transport`). Offsets are committed only once every output of their batch was
 acknowledged, asynchronously and at most every ``commit_interval_s`` (one commit per batch, ~100/s at
 1,000 events/s, queued up on the group coordinator's connection in front of the heartbeats: the
-member's session timed out and its group rebalanced for ~20 s, measured); the last commit is
+member's session timed out and its group rebalanced for ~20 s, measured), and when the input goes
+quiet (so the group's lag reaches 0 without waiting for the next batch); the last commit is
 synchronous, on a clean stop. A crash repeats what was not committed yet: the stages drop what they
 already emitted (dedupe by event id).
 """
@@ -100,6 +101,7 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
     started = last = time.monotonic()
     done: dict[tuple[str, int], int] = {}  # next offset of each partition whose outputs are acknowledged
     last_commit = 0.0
+    committed: dict[tuple[str, int], int] = {}  # what the last commit stated
     try:
         while not (stop is not None and stop.is_set()):
             now = time.monotonic()
@@ -117,6 +119,12 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
             if not batch:
                 if not transport.assignment():  # still joining the group: the idle clock waits
                     last = time.monotonic()
+                elif done != committed and t1 - last_commit >= commit_interval_s:
+                    # idle with acknowledged offsets not committed yet (the last batches came within the
+                    # interval): commit them now, or the group's lag would stay above 0 until the next batch
+                    committed = _owned(done, transport)
+                    transport.commit(committed, asynchronous=True)
+                    last_commit = t1
                 continue
             last = time.monotonic()
             stats.consumed += len(batch)
@@ -131,7 +139,8 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
             for m in batch:
                 done[(m.topic, m.partition)] = max(done.get((m.topic, m.partition), 0), m.offset + 1)
             if t4 - last_commit >= commit_interval_s:
-                transport.commit(_owned(done, transport), asynchronous=True)
+                committed = _owned(done, transport)
+                transport.commit(committed, asynchronous=True)
                 last_commit = t4
             t5 = time.perf_counter()
             for phase, seconds in (("handle", t2 - t1), ("produce", t3 - t2), ("flush", t4 - t3), ("commit", t5 - t4)):
