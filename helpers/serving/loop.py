@@ -1,8 +1,12 @@
-"""The serving loop: consume a micro-batch, handle it as a whole, produce, flush, then commit.
+"""The serving loop: consume a micro-batch, handle it as a whole, produce, commit once acknowledged.
 
 At-least-once, like :func:`helpers.streaming.stream.run_stream`, but the handler sees the whole
 batch (so a model scores it in one vectorised call) and the client is pluggable
-(:mod:`helpers.serving.transport`). Offsets are committed only once every output of their batch was
+(:mod:`helpers.serving.transport`). The loop does not wait for a batch's acknowledgements before it
+reads the next one (it waited ~1 ms per batch on an idle machine and 2-10 ms under load: 37-48 % of
+the loop's time at 1,000 events/s, measured, while new events queued behind it); batches in flight
+are retired **in order** as their outputs are acknowledged (at most ``max_in_flight`` of them). Offsets
+are committed only once every output of their batch, and of every batch before it, was
 acknowledged, asynchronously and at most every ``commit_interval_s`` (one commit per batch, ~100/s at
 1,000 events/s, queued up on the group coordinator's connection in front of the heartbeats: the
 member's session timed out and its group rebalanced for ~20 s, measured), and when the input goes
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -83,7 +87,8 @@ def _owned(done: dict[tuple[str, int], int], transport: Transport) -> dict[tuple
 def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Iterable[Out]], *,
           max_records: int = 500, idle_timeout_s: float | None = None, max_seconds: float | None = None,
           max_messages: int | None = None, stop: threading.Event | None = None,
-          on_batch: Callable[[LoopStats], None] | None = None, commit_interval_s: float = 0.2) -> LoopStats:
+          on_batch: Callable[[LoopStats], None] | None = None, commit_interval_s: float = 0.2,
+          max_in_flight: int = 16) -> LoopStats:
     """Run ``handle`` over micro-batches until stopped, idle, or out of time; return the stats.
 
     Args:
@@ -96,12 +101,33 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
         stop: stop when set (a SIGTERM handler sets it).
         on_batch: called after each acknowledged batch (a hook for metrics).
         commit_interval_s: the least time between two commits.
+        max_in_flight: batches produced but not yet acknowledged before the loop waits for the oldest.
     """
     stats = LoopStats()
     started = last = time.monotonic()
     done: dict[tuple[str, int], int] = {}  # next offset of each partition whose outputs are acknowledged
     last_commit = 0.0
     committed: dict[tuple[str, int], int] = {}  # what the last commit stated
+    in_flight: deque[tuple[int, dict[tuple[str, int], int]]] = deque()  # (ticket, batch's next offsets), in order
+
+    def retire(wait: bool) -> None:
+        """Move the oldest batches whose outputs are all acknowledged into ``done``, in order (``wait``: the oldest)."""
+        while in_flight:
+            ticket, offsets = in_flight[0]
+            t = time.perf_counter()
+            while wait and not transport.acked(ticket):  # raises DeliveryFailed: nothing after it is committed
+                time.sleep(0.0005)
+            stats.phase_s["ack wait"] += time.perf_counter() - t
+            if not wait and not transport.acked(ticket):
+                return
+            in_flight.popleft()
+            for tp, offset in offsets.items():
+                done[tp] = max(done.get(tp, 0), offset)
+            stats.batches += 1
+            if on_batch is not None:
+                on_batch(stats)
+            wait = False
+
     try:
         while not (stop is not None and stop.is_set()):
             now = time.monotonic()
@@ -113,41 +139,36 @@ def serve(transport: Transport, handle: Callable[[list[Message], LoopStats], Ite
                 break
             budget = max_records if max_messages is None else min(max_records, max_messages - stats.consumed)
             t0 = time.perf_counter()
-            batch = transport.poll_batch(budget, 0.1)
+            batch = transport.poll_batch(budget, 0.1 if not in_flight else 0.001)
             t1 = time.perf_counter()
             stats.phase_s["poll"] += t1 - t0
-            if not batch:
-                if not transport.assignment():  # still joining the group: the idle clock waits
-                    last = time.monotonic()
-                elif done != committed and t1 - last_commit >= commit_interval_s:
-                    # idle with acknowledged offsets not committed yet (the last batches came within the
-                    # interval): commit them now, or the group's lag would stay above 0 until the next batch
-                    committed = _owned(done, transport)
-                    transport.commit(committed, asynchronous=True)
-                    last_commit = t1
-                continue
-            last = time.monotonic()
-            stats.consumed += len(batch)
-            outputs = list(handle(batch, stats))
-            t2 = time.perf_counter()
-            for topic, key, value, headers in outputs:
-                transport.produce(topic, key, value, headers)
-            stats.produced += len(outputs)
-            t3 = time.perf_counter()
-            transport.flush()  # raises DeliveryFailed: then nothing of this batch is committed
+            retire(wait=False)
+            if batch:
+                last = time.monotonic()
+                stats.consumed += len(batch)
+                outputs = list(handle(batch, stats))
+                t2 = time.perf_counter()
+                offsets: dict[tuple[str, int], int] = {}
+                for m in batch:
+                    offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), 0), m.offset + 1)
+                in_flight.append((transport.send_batch(outputs), offsets))  # acknowledged later, in order
+                stats.produced += len(outputs)
+                stats.phase_s["handle"] += t2 - t1
+                stats.phase_s["produce"] += time.perf_counter() - t2
+                if len(in_flight) > max_in_flight:
+                    retire(wait=True)
+            elif not transport.assignment():  # still joining the group: the idle clock waits
+                last = time.monotonic()
             t4 = time.perf_counter()
-            for m in batch:
-                done[(m.topic, m.partition)] = max(done.get((m.topic, m.partition), 0), m.offset + 1)
-            if t4 - last_commit >= commit_interval_s:
+            if done != committed and t4 - last_commit >= commit_interval_s:
+                # acknowledged offsets, at most every commit_interval_s; also when the input goes quiet,
+                # or the group's lag would stay above 0 until the next batch
                 committed = _owned(done, transport)
                 transport.commit(committed, asynchronous=True)
                 last_commit = t4
-            t5 = time.perf_counter()
-            for phase, seconds in (("handle", t2 - t1), ("produce", t3 - t2), ("flush", t4 - t3), ("commit", t5 - t4)):
-                stats.phase_s[phase] += seconds
-            stats.batches += 1
-            if on_batch is not None:
-                on_batch(stats)
+                stats.phase_s["commit"] += time.perf_counter() - t4
+        transport.flush()  # raises DeliveryFailed: then the batches in flight are not committed
+        retire(wait=True)
         transport.commit(_owned(done, transport), asynchronous=False)  # everything acknowledged, waited for
     finally:
         stats.seconds = time.monotonic() - started

@@ -45,6 +45,8 @@ class Transport(Protocol):
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]: ...
     def produce(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None: ...
     def flush(self) -> None: ...
+    def send_batch(self, outputs: Sequence[tuple[str, bytes | None, bytes, Headers | None]]) -> int: ...
+    def acked(self, ticket: int) -> bool: ...
     def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None: ...
     def assignment(self) -> list[tuple[str, int]]: ...
     def close(self) -> None: ...
@@ -58,6 +60,8 @@ class ConfluentTransport:
         from confluent_kafka import Consumer, Producer
 
         self._errors: list[str] = []
+        self._open: dict[int, int] = {}  # ticket -> its records not acknowledged yet
+        self._tickets = 0
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                                   "linger.ms": 0, "client.id": client_id, "socket.nagle.disable": True,
                                   "message.timeout.ms": PRODUCER_BOUNDS["delivery_timeout_ms"],
@@ -104,6 +108,41 @@ class ConfluentTransport:
             errors, self._errors = self._errors, []
             raise DeliveryFailed(f"{left} records unacknowledged, errors: {errors[:3]}")
 
+    def send_batch(self, outputs: Sequence[tuple[str, bytes | None, bytes, Headers | None]]) -> int:
+        """Produce one batch's outputs without waiting; return its ticket for :meth:`acked`."""
+        self._tickets += 1
+        ticket = self._tickets
+        self._open[ticket] = len(outputs)
+
+        def delivered(err: Any, msg: Any) -> None:
+            self._delivered(err, msg)
+            self._open[ticket] -= 1
+
+        for topic, key, value, headers in outputs:
+            while True:
+                try:
+                    self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain, then try again
+                    self.producer.poll(0.05)
+        self.producer.poll(0)
+        return ticket
+
+    def acked(self, ticket: int) -> bool:
+        """Whether every record of ``ticket`` is acknowledged (serves delivery reports, never waits).
+
+        Raises:
+            DeliveryFailed: a record of any batch was refused: nothing after it may be committed.
+        """
+        self.producer.poll(0)
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryFailed(f"a record was not acknowledged: {errors[:3]}")
+        if self._open.get(ticket, 0) > 0:
+            return False
+        self._open.pop(ticket, None)
+        return True
+
     def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit ``{(topic, partition): next offset}``: stated offsets, never "whatever was fetched"."""
         from confluent_kafka import KafkaException, TopicPartition
@@ -145,6 +184,8 @@ class KafkaPythonTransport:
             self.consumer.close()
             raise
         self._futures: list[Any] = []
+        self._tickets = 0
+        self._batches: dict[int, list[Any]] = {}  # ticket -> its records' futures
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Message]:
         batch = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -164,6 +205,28 @@ class KafkaPythonTransport:
                 future.get(timeout=PRODUCER_BOUNDS["request_timeout_ms"] / 1000)
         except KafkaError as err:
             raise DeliveryFailed(f"a record was not acknowledged: {err}") from err
+
+    def send_batch(self, outputs: Sequence[tuple[str, bytes | None, bytes, Headers | None]]) -> int:
+        """Send one batch's outputs without waiting; return its ticket for :meth:`acked`."""
+        self._tickets += 1
+        self._batches[self._tickets] = [self.producer.send(topic, key=key, value=value, headers=headers or None)
+                                        for topic, key, value, headers in outputs]
+        return self._tickets
+
+    def acked(self, ticket: int) -> bool:
+        """Whether every record of ``ticket`` is acknowledged (never waits).
+
+        Raises:
+            DeliveryFailed: a record was refused: nothing after it may be committed.
+        """
+        futures = self._batches.get(ticket, [])
+        if not all(f.is_done for f in futures):
+            return False
+        failed = next((f.exception for f in futures if f.failed()), None)
+        if failed is not None:
+            raise DeliveryFailed(f"a record was not acknowledged: {failed}") from failed
+        self._batches.pop(ticket, None)
+        return True
 
     def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit ``{(topic, partition): next offset}``."""
