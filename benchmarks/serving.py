@@ -263,8 +263,9 @@ def chart_scaling(results: dict[int, dict], path: Path) -> Path:
     left.bar([str(n) for n in ns], [results[n]["per_s"] for n in ns], color="tab:blue")
     for i, n in enumerate(ns):
         left.annotate(f"{results[n]['per_s']:,.0f}/s", (i, results[n]["per_s"]), ha="center", va="bottom")
+    load = ", ".join(f"{results[n]['load_average']:.1f}" for n in ns)
     left.set(xlabel="model-server processes in the group", ylabel="predictions/s (backlog drain rate)",
-             title="Throughput vs N (2 cores)")
+             title=f"Throughput vs N ({os.cpu_count()} cores, load {load})")
     for n in ns:
         t, lag = zip(*results[n]["lag"]) if results[n]["lag"] else ((), ())
         right.plot(t, lag, label=f"N = {n}")
@@ -275,7 +276,9 @@ def chart_scaling(results: dict[int, dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    path.with_suffix(".json").write_text(json.dumps({str(n): results[n] for n in ns}))
+    path.with_suffix(".json").write_text(json.dumps({
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+        "members": {str(n): {**results[n], "lag": [[round(t, 2), lag] for t, lag in results[n]["lag"]]} for n in ns}}))
     return path
 
 
