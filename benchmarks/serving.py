@@ -16,8 +16,8 @@ throw-away MLflow registry, driven by :mod:`helpers.serving.load` (the capstone 
 event source and the downstream reader use confluent-kafka for every run, so only the pipeline's client
 differs. The 1-minute load average is printed beside each run (the 2 cores are shared: compare runs at
 similar load). ``python -m benchmarks --only serving``; ``WORKBOOK_BENCH_RATE``, ``WORKBOOK_BENCH_LATENCY_S``,
-``WORKBOOK_BENCH_SERVING_BACKLOG``, ``WORKBOOK_BENCH_CLIENTS`` and ``WORKBOOK_BENCH_MEMBERS_SERVING``
-(``1,2,3``; empty: no scale-out) change the runs.
+``WORKBOOK_BENCH_SERVING_BACKLOG``, ``WORKBOOK_BENCH_CLIENTS``, ``WORKBOOK_BENCH_MEMBERS_SERVING``
+(``1,2,3``; empty: no scale-out) and ``WORKBOOK_BENCH_SCALE_BACKLOG`` (100,000 feature records) change the runs.
 """
 
 from __future__ import annotations
@@ -320,8 +320,9 @@ def bench_serving(record: Record, rate: float, seconds: float, backlog: int) -> 
         model = register_model()
         for client in clients:
             bench_client(record, client.strip(), model, kafka_bootstrap_servers(), rate, seconds, backlog, logs)
-        if members and backlog:
-            results = bench_scaling(record, model, kafka_bootstrap_servers(), backlog, logs, members)
+        scale_backlog = int(os.environ.get("WORKBOOK_BENCH_SCALE_BACKLOG", "100000"))  # 30k drain in ~1 s: too short
+        if members and scale_backlog:
+            results = bench_scaling(record, model, kafka_bootstrap_servers(), scale_backlog, logs, members)
             print(f"  serving scale-out chart: {chart_scaling(results, logs / 'serving-scaling.png')}")
     bench_failover(record)
 
