@@ -62,3 +62,17 @@ def test_killing_the_leader_mid_stream_fails_over_and_loses_no_acknowledged_reco
     healed = kc.partitions(topic)
     assert not any(p["under_replicated"] for p in healed), (
         f"after node {result.killed_leader} came back it should catch up and rejoin every ISR within 90 s, got {healed}")
+
+
+def test_doctor_and_services_status_list_the_running_cluster(cluster, capsys):
+    """Check that `make doctor` and `services status` show the three nodes while the cluster runs."""
+    from helpers.platform import doctor, services
+
+    check = doctor.check_cluster()
+    assert check.ok and "nodes [1, 2, 3] running" in check.detail, (
+        f"expected the doctor to report nodes [1, 2, 3] running, got {check.line()}")
+    services.status()
+    out = capsys.readouterr().out
+    for node in kc.NODES:
+        assert f"kafka-cluster node {node} up" in out, (
+            f"expected `services status` to list cluster node {node} as up, got:\n{out}")
