@@ -40,7 +40,8 @@ class LoopStats:
     reasons: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     phase_s: Counter = field(default_factory=Counter)
-    """Seconds spent in ``poll``, ``handle``, ``produce``, ``flush`` (waiting for acks) and ``commit``."""
+    """Seconds spent in ``poll``, ``handle``, ``produce``, ``ack wait`` (blocked on the oldest batch in flight)
+    and ``commit``."""
 
     def __str__(self) -> str:
         rate = self.consumed / self.seconds if self.seconds else 0.0
