@@ -1,0 +1,156 @@
+"""The streaming part's pipeline kept running in the background, for the parts that watch it (monitoring, incident).
+
+:class:`LivePipeline` starts the two stage processes (``python -m helpers.serving features|model``) on
+topics of its own, serving the champion of ``model``, and sends generated events (1 % malformed: the
+dead-letter panel has data) at a steady ``rate`` from a thread until stopped, while a consumer reads the
+predictions. Each stage serves ``/metrics`` and registers itself with the embedded Prometheus
+(:mod:`helpers.serving.metered`), so the dashboard and the alert rules see the real pipeline::
+
+    with LivePipeline("purchase_next_1h", bootstrap, rate=50) as live:
+        ...                                   # query Prometheus, inject a fault, move the champion
+        live.versions_seen()                  # model versions in the predictions so far
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from helpers.capstone.streaming import stream_events
+
+
+def series_count(port: int) -> int:
+    """Samples (series) a ``/metrics`` endpoint on 127.0.0.1 exposes now."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+class LivePipeline:
+    """Features and model stages, an event source at ``rate``/s and a predictions reader (see the module).
+
+    Args:
+        model: the registered model whose champion the model stage serves (and follows).
+        bootstrap: the Kafka cluster.
+        logs: folder for the stages' logs.
+        rate: events per second; max_seconds: events generated for at most this long.
+        reload_s: how often the model stage checks the champion alias.
+    """
+
+    def __init__(self, model: str, bootstrap: str, logs: Path, rate: float = 50.0, max_seconds: float = 900.0,
+                 reload_s: float = 2.0) -> None:
+        if rate <= 0 or max_seconds <= 0:
+            raise ValueError(f"rate and max_seconds must be positive, got {rate!r} and {max_seconds!r}")
+        self.model, self.bootstrap, self.logs, self.rate = model, bootstrap, Path(logs), rate
+        self.max_seconds, self.reload_s = max_seconds, reload_s
+        self.tag = uuid.uuid4().hex[:6]
+        self.topics: dict[str, str] = {}
+        self.stages: list[Any] = []
+        self.sent = 0
+        self.downstream: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mix: dict[str, float] | None = None
+
+    def start(self) -> LivePipeline:
+        """Create the topics, start both stages (ready: model loaded, metrics served), start sending."""
+        from benchmarks.serving import Downstream
+        from helpers.serving.processes import StageProcess
+        from helpers.serving.topics import ensure_topics
+
+        self.topics = ensure_topics({r: f"live-{r}-{self.tag}" for r in ("events", "features", "predictions", "dlq")},
+                                    bootstrap=self.bootstrap, partitions=3)
+        common = {"dlq": self.topics["dlq"], "bootstrap": self.bootstrap}
+        self.stages = [
+            StageProcess("features", self.logs / "features.log", group=f"live-f-{self.tag}", name=f"live-{self.tag}",
+                         source=self.topics["events"], out=self.topics["features"], **common),
+            StageProcess("model", self.logs / "model.log", group=f"live-m-{self.tag}", name=f"live-{self.tag}",
+                         model=self.model, reload_s=self.reload_s, source=self.topics["features"],
+                         out=self.topics["predictions"], **common)]
+        for stage in self.stages:
+            stage.start()
+        for stage in self.stages:
+            stage.wait_ready(120)
+        self.downstream = Downstream(self.bootstrap, self.topics["predictions"])
+        events, _valid = stream_events(int(self.rate * self.max_seconds))
+        self._thread = threading.Thread(target=self._send, args=(events,), name="live-source", daemon=True)
+        self._thread.start()
+        return self
+
+    def _send(self, events: list[dict]) -> None:
+        import orjson
+
+        from benchmarks.serving import source
+
+        producer = source(self.bootstrap)
+        start = time.time()
+        try:
+            for i, event in enumerate(events):
+                if self._stop.wait(max(0.0, start + i / self.rate - time.time())):
+                    break
+                if self._mix and event.get("event_type") is not None:
+                    event = {**event, "event_type": self._pick(i)}
+                producer.produce(self.topics["events"], key=str(event.get("user_id")).encode(),
+                                 value=orjson.dumps({**event, "sent_at": time.time()}))
+                producer.poll(0)
+                self.sent += 1
+        finally:
+            producer.flush(30)
+
+    def _pick(self, i: int) -> str:
+        mix = self._mix or {}
+        point, total = (i * 0.6180339887) % 1.0, 0.0  # a low-discrepancy walk through the mix's shares
+        for kind, share in mix.items():
+            total += share
+            if point < total:
+                return kind
+        return next(iter(mix))
+
+    def set_event_mix(self, mix: dict[str, float] | None) -> None:
+        """Rewrite the event types sent from now on to ``mix`` (shares summing to 1; None: as generated).
+
+        An input drift on purpose: e.g. ``{"cart": 0.7, "purchase": 0.3}`` moves the features, hence the scores.
+        """
+        if mix is not None and (not mix or abs(sum(mix.values()) - 1.0) > 1e-6 or min(mix.values()) < 0):
+            raise ValueError(f"mix must map event types to shares summing to 1, got {mix!r}")
+        self._mix = dict(mix) if mix else None
+
+    def metrics_ports(self) -> dict[str, int]:
+        """``{stage: port of its /metrics}``, read from each stage's ready line."""
+        import re
+
+        ports = {}
+        for stage in self.stages:
+            found = re.findall(r"metrics on port (\d+)", stage.log())
+            if found:
+                ports[stage.stage] = int(found[-1])
+        return ports
+
+    def versions_seen(self, since: float = 0.0) -> dict[str, float]:
+        """``{model version: when its first prediction was read}`` among predictions read after ``since``."""
+        first: dict[str, float] = {}
+        for at, prediction in list(self.downstream.got.values()) if self.downstream else []:
+            version = str(prediction.get("model_version"))
+            if at >= since and (version not in first or at < first[version]):
+                first[version] = at
+        return first
+
+    def stop(self) -> None:
+        """Stop sending, stop the stages (SIGTERM: last commit, targets unregistered), stop reading."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for stage in self.stages:
+            stage.stop()
+        if self.downstream is not None:
+            self.downstream.close()
+
+    def __enter__(self) -> LivePipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
