@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from helpers.platform.config import REPO_ROOT
@@ -23,9 +24,24 @@ def _capstone(tmp_path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-def test_capstone_training_part_writes_its_summary(tmp_path, events_api):
-    """Check that the capstone trains on the API's days and records records, quality, model, hashes and times."""
-    done = _capstone(tmp_path, "--date", "2026-01-02", "--days", "2", "--parts", "training")
+def test_capstone_training_part_writes_its_summary_and_the_dag_pushes_its_run(tmp_path, events_api, monkeypatch):
+    """Check that the capstone trains on the API's days and records records, quality, model, hashes and times,
+    and that the DAG's success callback pushed the run's metrics to a live Pushgateway (job "training")."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from helpers.platform import monitoring_services as ms
+    from helpers.platform.ports import free_port
+
+    monkeypatch.setenv("WORKBOOK_MONITORING_STATE", str(tmp_path / "monitoring"))  # its own Pushgateway
+    monkeypatch.setenv("WORKBOOK_PUSHGATEWAY_PORT", str(free_port()))
+    ms.start_service("pushgateway")
+    try:
+        done = _capstone(tmp_path, "--date", "2026-01-02", "--days", "2", "--parts", "training")
+        pushed = {(s.name, s.labels.get("metric")): s.value
+                  for f in text_string_to_metric_families(httpx.get(f"{ms.PUSHGATEWAY.url}/metrics", timeout=10).text)
+                  for s in f.samples if s.labels.get("job") == "training"}
+    finally:
+        ms.stop_monitoring()
     assert done.returncode == 0, f"expected exit 0, got {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     training = summary["parts"]["training"]
@@ -40,6 +56,14 @@ def test_capstone_training_part_writes_its_summary(tmp_path, events_api):
     assert set(training["tasks"]) >= {"extract_data", "register_model"}
     assert all(t["seconds"] is not None for t in training["tasks"].values()), "expected every task's time"
     assert "data quality score" in done.stdout and "summary:" in done.stdout, done.stdout[-2000:]
+    expected = {("batch_rows", None): training["records"]["raw_events"], ("batch_last_run_success", None): 1.0,
+                ("batch_quality_score", None): training["quality"]["score"] / 100,
+                ("batch_model_metric", "roc_auc"): training["model"]["metrics"]["roc_auc"]}
+    for key, value in expected.items():
+        assert key in pushed and abs(pushed[key] - value) < 1e-6, (
+            f"expected the DAG's success callback to push {key} = {value} under job 'training', got "
+            f"{pushed.get(key)} (pushed: {sorted(pushed)}); see register_model's log (push_run_metrics)")
+    assert pushed.get(("batch_duration_seconds", None), 0) > 0, f"expected a run duration pushed, got {pushed}"
 
 
 def test_capstone_empty_day_is_reported_as_a_failure(tmp_path, events_api):

@@ -92,14 +92,14 @@ class StageMetrics:
     def start(self, port: int = 0, register: bool | None = None) -> StageMetrics:
         """Serve ``/metrics`` (``port=0``: a free one), register the target, start the lag thread.
 
-        ``register=None`` registers when the embedded Prometheus's targets folder exists (it was started with
-        this state folder); True always; False never.
+        ``register=None`` registers when a Prometheus reads the targets folder: the embedded one was started
+        with this state folder (the folder exists), or compose's (``PROMETHEUS_URL``); True always; False never.
         """
         from helpers.platform.monitoring_services import PROMETHEUS, register_target
 
         self._server = serve_metrics(self.registry, port)
         self.port = self._server.port
-        if register or (register is None and (PROMETHEUS.home / "targets").is_dir()):
+        if register or (register is None and (PROMETHEUS.external or (PROMETHEUS.home / "targets").is_dir())):
             register_target(self.component, self.port, {"stage": self.stage})
             self.registered = True
         self._refresh_model()
