@@ -153,3 +153,41 @@ def test_capstone_streaming_part_serves_the_champion_and_records_the_latency(tmp
     assert section["throughput_per_s"] > 0, f"expected a throughput, got {section.get('throughput_per_s')}; {logs}"
     assert "latency from the intended send time" in done.stdout, \
         f"expected the latency in the report:\n{done.stdout[-2000:]}"
+
+
+def test_capstone_incident_part_retrains_once_on_the_drift_alert_and_serves_the_new_champion(
+        tmp_path, kafka_broker, events_api, monkeypatch):
+    """Check the incident chain on live services: the drift alert through Alertmanager starts one retrain (cool-down),
+    the DAG registers a new champion, the running model server's predictions carry it, the alert resolves."""
+    from helpers.platform.ports import free_port
+
+    state = tmp_path / "state"  # its own services, as in the monitoring part's test
+    env = {"WORKBOOK_STATE": str(state), "WORKBOOK_ALERTS_DB": str(state / "alerts" / "alerts.db"),
+           "WORKBOOK_MONITORING_STATE": str(state / "monitoring"), "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
+           "WORKBOOK_API_URL": events_api,  # the suite's API, not one in this test's state folder
+           **{f"WORKBOOK_{name}_PORT": str(free_port()) for name in ("PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER",
+                                                                   "ALERT_RECEIVER")}}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        done = _capstone(tmp_path, "--parts", "incident", "--incident-inject", "alert")
+    finally:
+        from helpers.platform.monitoring_services import stop_monitoring
+
+        stop_monitoring()
+    section = json.loads((tmp_path / "summary.json").read_text())["parts"]["incident"]
+    logs = f"see the stages' logs in {section.get('logs')}"
+    assert done.returncode == 0, (f"expected exit 0, got {done.returncode}: {section.get('error')}; {logs}\n"
+                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    assert section["retrains"] == 1 and section["responder_decisions"].count("started") == 1, (
+        f"expected one retrain for the alert storm, got {section['retrains']} ({section['responder_decisions']})")
+    assert "cooldown" in section["responder_decisions"], (
+        f"expected the second drifting series held by the cool-down, got {section['responder_decisions']}")
+    before, after = section["champion_before"], section["champion_after"]
+    assert after != before and after in section["versions_seen"] and before in section["versions_seen"], (
+        f"expected predictions by v{before} then by the new champion v{after}, got {section['versions_seen']}; {logs}")
+    times = section["timeline_s"]
+    assert None not in times.values(), f"expected every step of the timeline, got {times}"
+    assert times["fired"] <= times["retrain_started"] <= times["new_champion"] <= times["first_prediction_by_it"], (
+        f"expected fired -> retrain -> new champion -> its first prediction in that order, got {times}")
+    assert "timeline from the alert's start" in done.stdout, done.stdout[-2000:]

@@ -1,0 +1,188 @@
+"""The capstone's ``incident`` part (``--incident``): drift fires an alert, the alert retrains, the new champion serves.
+
+The chain, on live services: the pipeline serves the champion (:class:`helpers.capstone.live.LivePipeline`)
+-> ``PredictionScoreDrift`` reaches Alertmanager -> its webhook route runs the responder
+(:class:`helpers.monitoring.response.IncidentResponder`, one retrain per cool-down) -> the training DAG
+runs through the embedded runner (:func:`helpers.capstone.training.run_training`, the reference DAG) and
+registers a new version, which moves ``champion`` when it beats the serving one -> the model stage follows
+the alias without a restart -> predictions carry the new version -> the alert resolves.
+
+Two ways to start it (``options["incident_inject"]``):
+
+- ``drift`` (``make capstone`` with ``--incident``): after ``incident_baseline_s`` (default 240 s) of normal
+  traffic, the event source sends carts and purchases only, which moves the scores; the committed rule
+  fires after its ``for: 1m`` (the 2-minute mean against the 30-minute one), and resolves once the source
+  is back to normal and the 2-minute mean is back. About 10 minutes.
+- ``alert``: the same ``PredictionScoreDrift`` is posted to the live Alertmanager's API (the rule's firing
+  is proved by its ``promtool`` unit tests), and resolved there once the new champion serves. About 2
+  minutes; the test suite's way.
+
+The section gives the timeline in seconds from the alert's start: retrain started, new champion
+registered, its first prediction read, alert resolved.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+
+from helpers.capstone.summary import Part, register_part
+
+ALERT = "PredictionScoreDrift"
+DRIFTED_MIX = {"cart": 0.6, "purchase": 0.4}
+
+
+def _seconds(stamp: str | None) -> float | None:
+    """Unix seconds of an Alertmanager time (RFC 3339, nanoseconds allowed)."""
+    if not stamp:
+        return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text).timestamp()
+
+
+def post_alert(fingerprint_label: str, resolved: bool = False) -> None:
+    """Post (or resolve) one ``PredictionScoreDrift`` to the live Alertmanager (``/api/v2/alerts``)."""
+    from helpers.platform.monitoring_services import ALERTMANAGER
+
+    now = datetime.now(timezone.utc)
+    alert = {"labels": {"alertname": ALERT, "severity": "warning", "source": fingerprint_label},
+             "annotations": {"summary": "the mean prediction score moved from its 30-minute mean (posted by the "
+                                        "capstone's incident part)"},
+             "startsAt": (now - timedelta(seconds=1)).isoformat()}
+    if resolved:
+        alert["endsAt"] = now.isoformat()
+    reply = httpx.post(f"{ALERTMANAGER.url}/api/v2/alerts", json=[alert], timeout=10)
+    reply.raise_for_status()
+
+
+def retrain_action(model: str, options: Mapping[str, Any]):  # noqa: ANN201 - an Action
+    """The responder's action: one run of the training DAG registering ``model``; its version and promotion."""
+    from helpers.capstone.training import run_training
+
+    def retrain(alert: dict[str, Any]) -> dict[str, Any]:
+        section = run_training({"date": options.get("date"), "days": options.get("days"),
+                                "conf": {"model_name": model}})
+        if not section.get("ok"):
+            raise RuntimeError(f"the retraining run failed: {section.get('error')}")
+        registered = section["model"]
+        return {"version": registered["version"], "promoted": registered["promoted"],
+                "champion": registered["champion"], "run_id": section["run_id"], "reason": registered["reason"]}
+
+    return retrain
+
+
+def _wait(predicate: Any, timeout_s: float, every_s: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every_s)
+    return None
+
+
+def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the chain (see the module docstring); the section.
+
+    Options: ``incident_inject`` (``drift`` or ``alert``, default ``drift``), ``incident_baseline_s``,
+    ``incident_timeout_s`` (default 600: the bound on each wait), ``monitor_rate`` (events/s, default 50),
+    ``model``, ``date``/``days`` (the retraining window; default the API's whole dataset).
+    """
+    from helpers.alerts.alertmanager import alert_timeline
+    from helpers.alerts.sink import last_alert_id, read_alerts
+    from helpers.capstone.live import LivePipeline
+    from helpers.capstone.monitoring import serving_model
+    from helpers.monitoring.response import IncidentResponder
+    from helpers.platform.config import capstone_dir
+    from helpers.platform.kafka_broker import start_broker
+    from helpers.platform.monitoring_services import start_monitoring
+
+    inject = str(options.get("incident_inject") or "drift")
+    if inject not in ("drift", "alert"):
+        raise ValueError(f"incident_inject must be 'drift' or 'alert', got {inject!r}")
+    timeout = float(options.get("incident_timeout_s") or 600)
+    start_monitoring()
+    since = last_alert_id()
+    model, champion, _made = serving_model(options)
+    live = LivePipeline(model, start_broker(), capstone_dir() / "incident" / "live",
+                        rate=float(options.get("monitor_rate") or 50), max_seconds=4 * timeout + 600)
+    responder = IncidentResponder(retrain_action(model, options), name="retrain", triggers=(ALERT,),
+                                  cooldown_s=timeout)
+    tag = f"capstone-{live.tag}"
+
+    def ours(resolved: bool = False) -> list[dict[str, Any]]:
+        rows = [a for a in alert_timeline(ALERT, since)
+                if inject == "drift" or a["labels"].get("source", "").startswith(tag)]
+        return [a for a in rows if a["resolved_at"] or not resolved]
+
+    error, fired, new_version, first_new, resolved = None, None, None, None, None
+    with live, responder:
+        if inject == "drift":
+            time.sleep(float(options.get("incident_baseline_s") or 240))
+            live.set_event_mix(DRIFTED_MIX)
+        else:
+            post_alert(tag)
+            time.sleep(3)
+            post_alert(f"{tag}-b")  # a second drifting series in the same storm: the cool-down holds it
+        fired = _wait(ours, timeout)
+        if not fired:
+            error = f"{ALERT} did not reach the alert sink within {timeout:.0f} s"
+        elif not responder.wait_idle(timeout):
+            error = f"the retraining did not finish within {timeout:.0f} s"
+        elif not responder.runs or responder.runs[0]["error"]:
+            error = f"the retraining failed: {responder.runs[0]['error'] if responder.runs else 'never started'}"
+        else:
+            result = responder.runs[0]["result"]
+            new_version = str(result["champion"])
+            if new_version == champion:
+                error = f"the retrained version {result['version']} did not become champion: {result['reason']}"
+            else:
+                first_new = _wait(lambda: live.versions_seen().get(new_version), timeout)
+                if first_new is None:
+                    error = f"no prediction by the new champion v{new_version} within {timeout:.0f} s"
+        if inject == "drift":
+            live.set_event_mix(None)
+        else:
+            post_alert(tag, resolved=True)
+            post_alert(f"{tag}-b", resolved=True)
+        resolved = _wait(lambda: ours(resolved=True), timeout) if fired else None
+        if fired and not resolved and not error:
+            error = f"{ALERT} fired but did not resolve within {timeout:.0f} s"
+    decisions = [a.details.get("phase") for a in read_alerts("incident.retrain", since_id=since)]
+    start = _seconds(fired[0]["fired_at"]) if fired else None
+    run = responder.runs[0] if responder.runs else {}
+
+    def since_fired(at: float | None) -> float | None:
+        return round(at - start, 1) if at is not None and start is not None else None
+
+    section: dict[str, Any] = {
+        "ok": error is None, "inject": inject, "model": model, "champion_before": champion,
+        "champion_after": new_version, "retrains": len(responder.runs), "responder_decisions": decisions,
+        "versions_seen": sorted(live.versions_seen()), "predictions": len(live.downstream.got),
+        "timeline_s": {"fired": 0.0 if start is not None else None,
+                       "retrain_started": since_fired(run.get("started_at")),
+                       "new_champion": since_fired(run.get("finished_at")),
+                       "first_prediction_by_it": since_fired(first_new),
+                       "resolved": since_fired(_seconds(resolved[0]["resolved_at"]) if resolved else None)},
+        "retrain": run.get("result"), "logs": str(live.logs),
+    }
+    if error:
+        section["error"] = error
+    return section
+
+
+def report_incident(section: Mapping[str, Any]) -> list[str]:
+    """A few lines: the chain and its timeline."""
+    times = ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in section["timeline_s"].items() if v is not None)
+    return [f"{ALERT} ({section['inject']}) -> {section['retrains']} retrain(s) (decisions "
+            f"{section['responder_decisions']}) -> champion v{section['champion_before']} -> "
+            f"v{section['champion_after']}; versions in the predictions {section['versions_seen']}",
+            f"timeline from the alert's start: {times}"]
+
+
+PART = register_part(Part("incident", run_incident, report_incident))
