@@ -17,8 +17,9 @@ Two ways to start it (``options["incident_inject"]``):
   is proved by its ``promtool`` unit tests), and resolved there once the new champion serves. About 2
   minutes; the test suite's way.
 
-The section gives the timeline in seconds from the alert's start: retrain started, new champion
-registered, its first prediction read, alert resolved.
+The section gives the timeline in seconds from the alert's start: retrain started, new version registered
+(the alias moves a moment later), its first prediction read, the retraining run done (its last checks,
+e.g. ``dvc status``, end after the alias moved), alert resolved.
 """
 
 from __future__ import annotations
@@ -61,19 +62,51 @@ def post_alert(fingerprint_label: str, resolved: bool = False) -> None:
 
 
 def retrain_action(model: str, options: Mapping[str, Any]):  # noqa: ANN201 - an Action
-    """The responder's action: one run of the training DAG registering ``model``; its version and promotion."""
-    from helpers.capstone.training import run_training
+    """The responder's action: one run of the training DAG registering ``model``; its version and promotion.
+
+    The run is a process of its own (``python -m helpers.capstone.incident --retrain MODEL``): Airflow's
+    ``dag.test()`` needs a main thread, and the responder acts from its webhook's thread.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers.platform.config import REPO_ROOT
 
     def retrain(alert: dict[str, Any]) -> dict[str, Any]:
-        section = run_training({"date": options.get("date"), "days": options.get("days"),
-                                "conf": {"model_name": model}})
-        if not section.get("ok"):
-            raise RuntimeError(f"the retraining run failed: {section.get('error')}")
-        registered = section["model"]
-        return {"version": registered["version"], "promoted": registered["promoted"],
-                "champion": registered["champion"], "run_id": section["run_id"], "reason": registered["reason"]}
+        cmd = [sys.executable, "-m", "helpers.capstone.incident", "--retrain", model]
+        for flag in ("date", "days"):
+            if options.get(flag):
+                cmd += [f"--{flag}", str(options[flag])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"the retraining run failed (exit {done.returncode}): "
+                               f"{(lines[-1] if lines else done.stderr[-1500:])}")
+        return json.loads(lines[-1])
 
     return retrain
+
+
+def retrain(model: str, date: str | None = None, days: int | None = None) -> dict[str, Any]:
+    """One run of the training DAG (:func:`helpers.capstone.training.run_training`) registering ``model``.
+
+    Raises:
+        RuntimeError: the run failed (its error).
+    """
+    from helpers.capstone.training import run_training
+
+    section = run_training({"date": date, "days": days, "conf": {"model_name": model}})
+    if not section.get("ok"):
+        raise RuntimeError(f"the retraining run failed: {section.get('error')}")
+    from mlflow import MlflowClient
+
+    registered = section["model"]
+    created = MlflowClient().get_model_version(model, registered["version"]).creation_timestamp / 1000
+    return {"version": registered["version"], "promoted": registered["promoted"], "registered_at": created,
+            "champion": registered["champion"], "run_id": section["run_id"], "reason": registered["reason"]}
 
 
 def _wait(predicate: Any, timeout_s: float, every_s: float = 1.0) -> Any:
@@ -166,8 +199,9 @@ def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
         "versions_seen": sorted(live.versions_seen()), "predictions": len(live.downstream.got),
         "timeline_s": {"fired": 0.0 if start is not None else None,
                        "retrain_started": since_fired(run.get("started_at")),
-                       "new_champion": since_fired(run.get("finished_at")),
+                       "new_version_registered": since_fired((run.get("result") or {}).get("registered_at")),
                        "first_prediction_by_it": since_fired(first_new),
+                       "retrain_finished": since_fired(run.get("finished_at")),
                        "resolved": since_fired(_seconds(resolved[0]["resolved_at"]) if resolved else None)},
         "retrain": run.get("result"), "logs": str(live.logs),
     }
@@ -186,3 +220,26 @@ def report_incident(section: Mapping[str, Any]) -> list[str]:
 
 
 PART = register_part(Part("incident", run_incident, report_incident))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.capstone.incident --retrain MODEL [--date D] [--days N]``: prints the result as JSON."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="The incident response's retraining run.")
+    parser.add_argument("--retrain", required=True, metavar="MODEL")
+    parser.add_argument("--date")
+    parser.add_argument("--days", type=int)
+    args = parser.parse_args(argv)
+    try:
+        result = retrain(args.retrain, args.date, args.days)
+    except RuntimeError as err:
+        print(json.dumps({"error": str(err)}), flush=True)
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
