@@ -100,8 +100,12 @@ class StageMetrics:
         self._server = serve_metrics(self.registry, port)
         self.port = self._server.port
         if register or (register is None and (PROMETHEUS.external or (PROMETHEUS.home / "targets").is_dir())):
-            register_target(self.component, self.port, {"stage": self.stage})
-            self.registered = True
+            try:
+                register_target(self.component, self.port, {"stage": self.stage})
+                self.registered = True
+            except OSError as err:  # a read-only targets folder: serve unscraped rather than not serve at all
+                print(f"{self.component}: not registered with Prometheus ({err}); /metrics on port {self.port}",
+                      flush=True)
         self._refresh_model()
         self._thread = threading.Thread(target=self._run, name=f"metrics-{self.component}", daemon=True)
         self._thread.start()
