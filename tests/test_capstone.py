@@ -170,7 +170,7 @@ def test_capstone_incident_part_retrains_once_on_the_drift_alert_and_serves_the_
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:
-        done = _capstone(tmp_path, "--parts", "incident", "--incident-inject", "alert")
+        done = _capstone(tmp_path, "--parts", "incident")
     finally:
         from helpers.platform.monitoring_services import stop_monitoring
 

@@ -26,17 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-rate", type=float, default=1000.0, help="streaming: events/s (default 1000)")
     parser.add_argument("--stream-seconds", type=float, default=10.0, help="streaming: seconds at that rate (10; 60)")
     parser.add_argument("--incident", action="store_true",
-                        help="also run the incident part: score drift -> alert -> retrain -> new champion (~10 min)")
-    parser.add_argument("--incident-inject", choices=("drift", "alert"), default="drift",
-                        help="incident: real input drift (default) or the drift alert posted to Alertmanager")
+                        help="also run the incident part: drift alert -> retrain -> new champion served (~2 min)")
     args = parser.parse_args(argv)
     names = [p.strip() for p in args.parts.split(",") if p.strip()] or None
     if names is None:
         names = [p.name for p in PARTS if p.name not in OPT_IN or (args.incident and p.name == "incident")]
     try:
         summary = run_parts(names, {"date": args.date, "days": args.days, "model": args.model,
-                                    "stream_rate": args.stream_rate, "stream_seconds": args.stream_seconds,
-                                    "incident_inject": args.incident_inject})
+                                    "stream_rate": args.stream_rate, "stream_seconds": args.stream_seconds})
     except ValueError as err:
         parser.error(str(err))
     print("\n".join(report_lines(summary)))

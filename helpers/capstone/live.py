@@ -54,7 +54,6 @@ class LivePipeline:
         self.downstream: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._mix: dict[str, float] | None = None
 
     def start(self) -> LivePipeline:
         """Create the topics, start both stages (ready: model loaded, metrics served), start sending."""
@@ -92,32 +91,12 @@ class LivePipeline:
             for i, event in enumerate(events):
                 if self._stop.wait(max(0.0, start + i / self.rate - time.time())):
                     break
-                if self._mix and event.get("event_type") is not None:
-                    event = {**event, "event_type": self._pick(i)}
                 producer.produce(self.topics["events"], key=str(event.get("user_id")).encode(),
                                  value=orjson.dumps({**event, "sent_at": time.time()}))
                 producer.poll(0)
                 self.sent += 1
         finally:
             producer.flush(30)
-
-    def _pick(self, i: int) -> str:
-        mix = self._mix or {}
-        point, total = (i * 0.6180339887) % 1.0, 0.0  # a low-discrepancy walk through the mix's shares
-        for kind, share in mix.items():
-            total += share
-            if point < total:
-                return kind
-        return next(iter(mix))
-
-    def set_event_mix(self, mix: dict[str, float] | None) -> None:
-        """Rewrite the event types sent from now on to ``mix`` (shares summing to 1; None: as generated).
-
-        An input drift on purpose: e.g. ``{"cart": 0.7, "purchase": 0.3}`` moves the features, hence the scores.
-        """
-        if mix is not None and (not mix or abs(sum(mix.values()) - 1.0) > 1e-6 or min(mix.values()) < 0):
-            raise ValueError(f"mix must map event types to shares summing to 1, got {mix!r}")
-        self._mix = dict(mix) if mix else None
 
     def metrics_ports(self) -> dict[str, int]:
         """``{stage: port of its /metrics}``, read from each stage's ready line."""
