@@ -24,6 +24,35 @@ import httpx
 from helpers.capstone.streaming import stream_events
 
 
+class PredictionReader:
+    """Reads a predictions topic from the start in a thread: ``got`` is ``{event_id: (read at, prediction)}``."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import Consumer
+
+        self.got: dict[Any, tuple[float, dict]] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"live-read-{uuid.uuid4().hex[:6]}",
+                                   "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, name="live-predictions", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import orjson
+
+        while not self._stop.is_set():
+            for m in self._consumer.consume(500, 0.2):
+                if not m.error():
+                    value = orjson.loads(m.value())
+                    self.got.setdefault(value.get("event_id"), (time.time(), value))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+
 def series_count(port: int) -> int:
     """Samples (series) a ``/metrics`` endpoint on 127.0.0.1 exposes now."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
@@ -57,7 +86,6 @@ class LivePipeline:
 
     def start(self) -> LivePipeline:
         """Create the topics, start both stages (ready: model loaded, metrics served), start sending."""
-        from benchmarks.serving import Downstream
         from helpers.serving.processes import StageProcess
         from helpers.serving.topics import ensure_topics
 
@@ -74,7 +102,7 @@ class LivePipeline:
             stage.start()
         for stage in self.stages:
             stage.wait_ready(120)
-        self.downstream = Downstream(self.bootstrap, self.topics["predictions"])
+        self.downstream = PredictionReader(self.bootstrap, self.topics["predictions"])
         events, _valid = stream_events(int(self.rate * self.max_seconds))
         self._thread = threading.Thread(target=self._send, args=(events,), name="live-source", daemon=True)
         self._thread.start()
@@ -82,10 +110,10 @@ class LivePipeline:
 
     def _send(self, events: list[dict]) -> None:
         import orjson
+        from confluent_kafka import Producer
 
-        from benchmarks.serving import source
-
-        producer = source(self.bootstrap)
+        producer = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 0, "log_level": 2})
         start = time.time()
         try:
             for i, event in enumerate(events):
