@@ -58,7 +58,7 @@ def _submissions(course: Path, folder: Path) -> int:
 def _warm_airflow(course: Path, jobs: int, kafka: str) -> None:
     """Migrate the Airflow databases the graders' kernels will use (the default one, each worker's)."""
     from autograder.course import load_config
-    from autograder.parallel import make_slots, worker_env
+    from autograder.slots import make_slots, worker_env
 
     setup = ["-c", "from helpers.airflow.setup import setup_airflow; setup_airflow()"]
     _python(setup, course)

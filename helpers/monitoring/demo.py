@@ -1,8 +1,9 @@
 """A small live metric source: simulated stream traffic with knobs for faults, scraped by the embedded Prometheus.
 
-It stands in for parts 1-2's components when a notebook or a test needs every dashboard panel and alert rule
-to see data, and lets a fault be injected on purpose (slow predictions, errors, dead letters, score drift,
-growing lag)::
+It stands in for part 2's serving stages where they do not run: the 05c notebook's dashboard cell (05c must
+not depend on 05b's pipeline) and the dashboard renderer's test, which need every panel and alert rule to see
+data in seconds and a fault injected on purpose (slow predictions, errors, dead letters, score drift, growing
+lag). The real stages serve the same metrics (:mod:`helpers.serving.metered`); the capstone watches those::
 
     with DemoSource() as source:          # serves /metrics, registered with Prometheus as component "demo"
         source.latency_s = 0.2             # p99 over 100 ms: PredictionLatencyP99High fires after 1 minute

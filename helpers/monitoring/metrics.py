@@ -31,8 +31,10 @@ from prometheus_client import (
     start_http_server,
 )
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.09, 0.1, 0.11, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
-"""Seconds: dense around the 100 ms objective, so the p99 near it is measured, not guessed."""
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.075, 0.09, 0.1, 0.11, 0.125,
+                   0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
+"""Seconds: dense around the 100 ms objective, so the p99 near it is measured, not guessed; and fine below
+20 ms, where the streaming pipeline's p50 is (a p50 of 3 ms inside a 0-5 ms bucket would be a guess too)."""
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 OUTCOMES = ("ok", "error", "dlq")
 

@@ -68,6 +68,21 @@ def push_batch_run(job: str, *, duration_s: float, rows: int, quality_score: flo
     return registry
 
 
+def try_push_batch_run(job: str, **run: object) -> bool:
+    """:func:`push_batch_run`, best-effort: a Pushgateway that does not answer prints a warning (stdout) and returns False.
+
+    For a pipeline's callbacks: monitoring that is down must never fail the run it reports on. A bad value
+    (a ``ValueError``) is still raised: that is a bug in the caller, not an outage.
+    """
+    try:
+        push_batch_run(job, **run)  # type: ignore[arg-type]
+    except OSError as err:  # urllib's URLError, a refused connection, a timeout
+        print(f"WARNING: {job}'s run metrics were not pushed to the Pushgateway at {_address(run.get('gateway'))} "
+              f"({err}); the run carries on. Start it with `make monitoring`, or set PUSHGATEWAY_URL.", flush=True)
+        return False
+    return True
+
+
 def delete_batch_job(job: str, gateway: str | None = None) -> None:
     """Remove every series pushed under ``job`` from the Pushgateway (its alerts then resolve)."""
     delete_from_gateway(_address(gateway), job=job, timeout=10)

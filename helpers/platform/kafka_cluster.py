@@ -216,13 +216,24 @@ def stop_cluster(timeout: float = 30.0) -> list[int]:
 
 
 def partitions(topic: str, bootstrap: str | None = None, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """``[{partition, leader, replicas, isr, under_replicated}]`` of ``topic``: who leads, who is in sync."""
+    """``[{partition, leader, replicas, isr, under_replicated}]`` of ``topic``: who leads, who is in sync.
+
+    A topic created a moment ago may not have reached the metadata of the node that answers yet (KRaft
+    propagates it to each broker): asked again until ``timeout_s``, then LookupError.
+    """
     from confluent_kafka.admin import AdminClient
 
-    meta = AdminClient({"bootstrap.servers": bootstrap or bootstrap_servers(), "log_level": 0}).list_topics(topic, timeout=timeout_s)
-    found = meta.topics.get(topic)
-    if found is None or found.error is not None:
-        raise LookupError(f"topic {topic!r} is not in the cluster's metadata ({found.error if found else 'missing'})")
+    admin = AdminClient({"bootstrap.servers": bootstrap or bootstrap_servers(), "log_level": 0})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        meta = admin.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+        found = meta.topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            break
+        if time.monotonic() >= deadline:
+            raise LookupError(f"topic {topic!r} is not in the cluster's metadata after {timeout_s:.0f} s "
+                              f"({found.error if found else 'missing'})")
+        time.sleep(0.2)
     return [{"partition": p.id, "leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs),
              "under_replicated": len(p.isrs) < len(p.replicas)} for p in sorted(found.partitions.values(), key=lambda p: p.id)]
 

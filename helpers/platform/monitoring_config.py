@@ -59,17 +59,31 @@ def prometheus_config(targets_dir: Path) -> dict[str, Any]:
     }
 
 
-def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+def alertmanager_config(webhook_url: str, responders: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Return Alertmanager's configuration: every alert to one webhook (the course's alert sink).
 
     ``send_resolved`` makes the sink record the end of an alert as well as its start.
+
+    Args:
+        webhook_url: the alert sink's receiver.
+        responders: ``{name: {"url": webhook, "alertnames": [...]}}``: those alerts also go to that webhook
+            (an automated incident response, :mod:`helpers.monitoring.response`), and still to the sink.
     """
-    return {
+    config: dict[str, Any] = {
         "route": {"receiver": "alert-sink", "group_by": ["alertname"],
                   "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
         "receivers": [{"name": "alert-sink",
                        "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
     }
+    if responders:  # one child route per responder (continue: the next routes see the alert too), then the sink
+        names = sorted(responders)
+        config["route"]["routes"] = [
+            {"receiver": f"respond-{n}", "continue": True,
+             "matchers": [f'alertname=~"{"|".join(responders[n]["alertnames"])}"']} for n in names
+        ] + [{"receiver": "alert-sink"}]
+        config["receivers"] += [{"name": f"respond-{n}", "webhook_configs": [
+            {"url": responders[n]["url"], "send_resolved": True}]} for n in names]
+    return config
 
 
 def write_yaml(path: Path, config: dict[str, Any]) -> Path:

@@ -107,7 +107,7 @@ def _command(service: Service, exe: str) -> list[str]:
                 "--rules.alert.resend-delay=2s"]
     if service is ALERTMANAGER:
         hook = f"http://127.0.0.1:{RECEIVER.port}/alertmanager"
-        config = mc.write_yaml(home / "alertmanager.yml", mc.alertmanager_config(hook))
+        config = mc.write_yaml(home / "alertmanager.yml", mc.alertmanager_config(hook, _responders()))
         # an empty cluster address turns off the gossip port, which would listen on every interface
         return [exe, f"--config.file={config}", f"--storage.path={home / 'data'}",
                 f"--web.listen-address={listen}", "--cluster.listen-address=",
@@ -223,6 +223,39 @@ def unregister_target(name: str) -> bool:
     existed = path.exists()
     path.unlink(missing_ok=True)
     return existed
+
+
+def _responders() -> dict[str, dict[str, Any]]:
+    path = ALERTMANAGER.home / "responders.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def route_alerts(name: str, url: str | None, alertnames: list[str] | None = None) -> None:
+    """Send ``alertnames`` also to the webhook ``url`` (an incident responder), or stop (``url=None``).
+
+    Rewrites the embedded Alertmanager's configuration (kept in ``<alertmanager>/responders.json`` for its
+    next start) and reloads it; the alert sink still gets every alert.
+    """
+    if ALERTMANAGER.external:
+        raise RuntimeError(f"Alertmanager is external ({ALERTMANAGER.url}): add a webhook receiver for {alertnames} "
+                           f"to its configuration (docker/alertmanager) instead")
+    if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise ValueError(f"responder name must be letters, digits, '-' or '_', not {name!r}")
+    responders = _responders()
+    if url is None:
+        responders.pop(name, None)
+    else:
+        if not alertnames or not all(a.replace("_", "").isalnum() for a in alertnames):
+            raise ValueError(f"alertnames must be rule names (letters, digits, '_'), got {alertnames!r}")
+        responders[name] = {"url": url, "alertnames": list(alertnames)}
+    ALERTMANAGER.home.mkdir(parents=True, exist_ok=True)
+    (ALERTMANAGER.home / "responders.json").write_text(json.dumps(responders, indent=1))
+    hook = f"http://127.0.0.1:{RECEIVER.port}/alertmanager"
+    mc.write_yaml(ALERTMANAGER.home / "alertmanager.yml", mc.alertmanager_config(hook, responders))
+    if service_pid("alertmanager") is not None:
+        reply = httpx.post(f"{ALERTMANAGER.url}/-/reload", timeout=10)
+        if reply.status_code != 200:
+            raise RuntimeError(f"Alertmanager refused to reload ({reply.status_code}): {reply.text.strip()}")
 
 
 def monitoring_status() -> dict[str, dict[str, Any]]:

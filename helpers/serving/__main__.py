@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-records", type=int, default=500)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--lookback", type=int, default=20_000, help="output records per partition read at start for dedupe")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on 127.0.0.1:PORT (0: a free one)")
+    parser.add_argument("--no-metrics", action="store_true", help="no /metrics endpoint, no Prometheus target")
     return parser
 
 
@@ -111,19 +113,32 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    metrics = None
+    if not args.no_metrics:  # Prometheus metrics (helpers.serving.metered): the handler measured, a lag thread
+        from helpers.serving.metered import StageMetrics, component_name
+
+        metrics = StageMetrics(args.stage, component_name(args.stage, args.name), out, args.dlq, group, bootstrap,
+                               watcher).start(args.metrics_port)
+        handler = metrics.wrap(handler)
     transport = open_transport(args.client, bootstrap, group, [source], client_id=args.name)
     served = f" model {watcher.current().name} v{watcher.current().version}" if watcher else ""
     restored = f", windows restored from {replayed:,} events" if replayed else ""
-    print(f"{args.name}: {args.stage} stage ready ({args.client}, {source} -> {out}){served}{restored}", flush=True)
+    scraped = f", metrics on port {metrics.port} as {metrics.component}" if metrics else ""
+    print(f"{args.name}: {args.stage} stage ready ({args.client}, {source} -> {out}){served}{restored}{scraped}",
+          flush=True)
+    on_batch = (lambda _stats: metrics.on_batch(transport.assignment())) if metrics else None
     gc.freeze()  # what start-up built (model, windows, ids read back) is never scanned again: shorter pauses
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     try:
-        stats = serve(transport, handler, max_records=args.max_records, max_seconds=args.max_seconds, stop=stop)
+        stats = serve(transport, handler, max_records=args.max_records, max_seconds=args.max_seconds, stop=stop,
+                      on_batch=on_batch)
     finally:
         gc.callbacks.remove(pauses)
         if watcher is not None:
             watcher.stop()
+        if metrics is not None:
+            metrics.close()
     swaps = f", model swaps {watcher.swaps}" if watcher else ""
     print(f"{args.name}: {stats}{swaps}; {pauses}", flush=True)
     return 0

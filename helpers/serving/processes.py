@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,11 +54,25 @@ class StageProcess:
             time.sleep(0.1)
         raise RuntimeError(f"the {self.stage} stage was not ready within {timeout_s:.0f} s:\n{self.log()[-2000:]}")
 
+    def metrics_component(self) -> str | None:
+        """The Prometheus component (target) name the process announced in its ready line, if it serves metrics."""
+        found = re.findall(r"metrics on port \d+ as (\S+)", self.log())
+        return found[-1] if found else None
+
     def kill(self) -> None:
-        """SIGKILL: no last commit, no goodbye (what a crash looks like)."""
+        """SIGKILL: no last commit, no goodbye (what a crash looks like).
+
+        The crash is a drill: the process's Prometheus target is unregistered too (else ``MetricsTargetDown``
+        pages for it; a real crash leaves the target, and that alert is how on-call hears of it).
+        """
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+            component = self.metrics_component()
+            if component:
+                from helpers.platform.monitoring_services import unregister_target
+
+                unregister_target(component)
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM and wait (the stage commits and leaves its group); SIGKILL after ``timeout_s``."""

@@ -20,6 +20,12 @@ loads it from the instructor's checkout (the repository is on its ``PYTHONPATH``
 - **register_model** registers the model in MLflow tagged with the data (DVC hashes) and code versions,
   and moves the ``champion`` alias only when it beats the champion on the same holdout.
 
+Monitoring: when ``register_model`` succeeds its success callback pushes the run's metrics (duration,
+rows, quality score as a share, the model's metrics) to the Pushgateway under ``job="training"``, and any
+failed task pushes ``batch_last_run_success 0`` (:func:`push_run_metrics`): the batch pattern of Prometheus,
+read by the rules ``QualityScoreLow`` and ``TrainingStale``. Best-effort: a Pushgateway that does not answer
+prints a warning and never fails the run (``PUSHGATEWAY_URL`` in compose; the embedded one otherwise).
+
 XComs stay small: paths, hashes, counts, metrics. Settings come from the run's conf
 (:data:`helpers.pipeline.steps.DEFAULTS`), e.g. ``run_dag(path, logical_date="2026-01-07", conf={"days": 7})``.
 """
@@ -33,10 +39,35 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 ALERT_SOURCE = "lab05.training_pipeline"
+PUSH_JOB = "training"
+"""The Pushgateway job of this DAG's runs (the rule ``TrainingStale`` reads ``job="training"``)."""
+
+
+def push_run_metrics(context, success: bool = True) -> bool:
+    """Callback: push this run's metrics to the Pushgateway (best-effort; True if pushed).
+
+    Duration since the run started, rows extracted, the features gate's quality score (a percent in the
+    XCom, a share in Prometheus) and the model's numeric metrics, from the tasks' XComs so far.
+    """
+    from datetime import datetime, timezone
+
+    from helpers.monitoring.push import try_push_batch_run
+
+    ti, run = context["task_instance"], context["dag_run"]
+    extracted = ti.xcom_pull(task_ids="extract_data") or {}
+    checked = ti.xcom_pull(task_ids="validate_features") or {}
+    trained = ti.xcom_pull(task_ids="train_model") or {}
+    started = getattr(run, "start_date", None)
+    duration = (datetime.now(timezone.utc) - started).total_seconds() if started else 0.0
+    score = checked.get("quality_score")
+    metrics = {k: float(v) for k, v in (trained.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    return try_push_batch_run(PUSH_JOB, duration_s=max(0.0, duration), rows=int(extracted.get("rows") or 0),
+                              quality_score=None if score is None else float(score) / 100.0,
+                              model_metrics=metrics or None, success=success)
 
 
 def alert_on_failure(context) -> None:
-    """Failure callback: which task failed in which run, and why, into the course alert sink."""
+    """Failure callback: which task failed in which run, and why, into the course alert sink; a failed run pushed."""
     from helpers.alerts.sink import send_alert
 
     ti = context["task_instance"]
@@ -44,6 +75,7 @@ def alert_on_failure(context) -> None:
                severity="error",
                details={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": context["run_id"],
                         "error": str(context.get("exception", ""))[:4000]})
+    push_run_metrics(context, success=False)
 
 
 def _reference():
@@ -147,7 +179,7 @@ def lab05_training_pipeline():
         except ValueError as err:
             raise AirflowFailException(str(err)) from err
 
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, on_success_callback=push_run_metrics)
     def register_model(trained: dict, extracted: dict, built: dict) -> dict:
         """Register in MLflow with data + code versions; champion only if better on the same holdout."""
         from helpers.pipeline.steps import register
