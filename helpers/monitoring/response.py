@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from helpers.alerts.alertmanager import reply_json
 from helpers.alerts.sink import send_alert
 
 Action = Callable[[dict[str, Any]], dict[str, Any]]
@@ -126,12 +127,7 @@ class IncidentResponder:
                     status, body = 200, {"decisions": responder.handle(json.loads(raw or b"null"))}
                 except ValueError as err:
                     status, body = 400, {"error": str(err)}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, status, body)
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass  # the decisions are in the alert sink
