@@ -62,29 +62,19 @@ def run(record: Record, rows: int) -> None:
 
 
 def _alert_latency(record: Record) -> None:
-    from helpers.alerts.alertmanager import alert_timeline
+    from helpers.alerts.alertmanager import alert_timeline, wait_until
     from helpers.alerts.sink import last_alert_id
     from helpers.monitoring.push import delete_batch_job, push_batch_run
 
     job, since = f"bench_{uuid.uuid4().hex[:6]}", last_alert_id()
     t0 = time.perf_counter()
     push_batch_run(job, duration_s=1.0, rows=1, quality_score=0.5)
-    fired = _wait(lambda: alert_timeline("QualityScoreLow", since), 60)
+    fired = wait_until(lambda: alert_timeline("QualityScoreLow", since), 60, every_s=0.2)
     if fired:
         record("monitoring: pushed bad score -> alert in the sink", time.perf_counter() - t0, "s")
     t0 = time.perf_counter()
     push_batch_run(job, duration_s=1.0, rows=1, quality_score=1.0)
-    resolved = _wait(lambda: [a for a in alert_timeline("QualityScoreLow", since) if a["resolved_at"]], 60)
+    resolved = wait_until(lambda: [a for a in alert_timeline("QualityScoreLow", since) if a["resolved_at"]], 60, every_s=0.2)
     if resolved:
         record("monitoring: good score -> resolved in the sink", time.perf_counter() - t0, "s")
     delete_batch_job(job)
-
-
-def _wait(predicate: Callable[[], object], timeout_s: float) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return None

@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from helpers.alerts.sink import SEVERITIES, Alert, read_alerts, send_alert
+
+T = TypeVar("T")
 
 SOURCE_PREFIX = "alertmanager."
 
@@ -71,6 +75,20 @@ def alert_timeline(alertname: str | None = None, since_id: int = 0) -> list[dict
             row["resolved_at"] = alert.details.get("ends_at")
         row["fired_at"] = row["fired_at"] or alert.details.get("starts_at")
     return list(rows.values())
+
+
+def wait_until(predicate: Callable[[], T], timeout_s: float, every_s: float = 1.0) -> T | None:
+    """Call ``predicate`` every ``every_s`` until it returns something truthy (returned) or ``timeout_s`` passes (None).
+
+    For waits on live services, e.g. ``wait_until(lambda: alert_timeline("QualityScoreLow", since), 60)``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(every_s)
+    return None
 
 
 def reply_json(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:

@@ -109,16 +109,6 @@ def retrain(model: str, date: str | None = None, days: int | None = None) -> dic
             "champion": registered["champion"], "run_id": section["run_id"], "reason": registered["reason"]}
 
 
-def _wait(predicate: Any, timeout_s: float, every_s: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(every_s)
-    return None
-
-
 def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
     """Run the chain (see the module docstring); the section.
 
@@ -126,7 +116,7 @@ def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
     default 50), ``date``/``days`` (the retraining window; default the API's whole dataset).
     """
     from benchmarks.serving import register_model
-    from helpers.alerts.alertmanager import alert_timeline
+    from helpers.alerts.alertmanager import alert_timeline, wait_until
     from helpers.alerts.sink import last_alert_id, read_alerts
     from helpers.capstone.live import LivePipeline
     from helpers.monitoring.response import IncidentResponder
@@ -155,7 +145,7 @@ def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
         post_alert(tag)
         time.sleep(3)
         post_alert(f"{tag}-b")  # a second drifting series in the same storm: the cool-down holds it
-        fired = _wait(ours, timeout)
+        fired = wait_until(ours, timeout)
         if not fired:
             error = f"{ALERT} did not reach the alert sink within {timeout:.0f} s"
         elif not responder.wait_idle(timeout):
@@ -168,12 +158,12 @@ def run_incident(options: Mapping[str, Any]) -> dict[str, Any]:
             if new_version == champion:
                 error = f"the retrained version {result['version']} did not become champion: {result['reason']}"
             else:
-                first_new = _wait(lambda: live.versions_seen().get(new_version), timeout)
+                first_new = wait_until(lambda: live.versions_seen().get(new_version), timeout)
                 if first_new is None:
                     error = f"no prediction by the new champion v{new_version} within {timeout:.0f} s"
         post_alert(tag, resolved=True)
         post_alert(f"{tag}-b", resolved=True)
-        resolved = _wait(lambda: ours(resolved=True), timeout) if fired else None
+        resolved = wait_until(lambda: ours(resolved=True), timeout) if fired else None
         if fired and not resolved and not error:
             error = f"{ALERT} fired but did not resolve within {timeout:.0f} s"
     decisions = [a.details.get("phase") for a in read_alerts("incident.retrain", since_id=since)]

@@ -21,7 +21,7 @@ batch panels and ``TrainingStale`` see the actual run, and a quality score under
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from helpers.capstone.summary import Part, register_part
@@ -39,16 +39,6 @@ def training_run(sections: Mapping[str, Any]) -> dict[str, Any] | None:
     metrics = {k: float(v) for k, v in (trained["model"].get("metrics") or {}).items() if v is not None}
     return {"duration_s": float(trained["seconds"]), "rows": int(trained["records"]["raw_events"]),
             "quality_score": round(float(trained["quality"]["score"]) / 100, 6), "model_metrics": metrics}
-
-
-def _wait(predicate: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(1.0)
-    return None
 
 
 def serving_model(options: Mapping[str, Any]) -> tuple[str, str, bool]:
@@ -84,7 +74,7 @@ def run_monitoring(options: Mapping[str, Any]) -> dict[str, Any]:
     Options: ``alert_timeout_s`` (default 90: the bound on each wait, never a measure of speed),
     ``monitor_rate`` (events/s through the live pipeline, default 50), ``model``.
     """
-    from helpers.alerts.alertmanager import alert_timeline
+    from helpers.alerts.alertmanager import alert_timeline, wait_until
     from helpers.alerts.sink import last_alert_id
     from helpers.capstone.live import LivePipeline, series_count
     from helpers.monitoring.push import delete_batch_job, push_batch_run
@@ -110,10 +100,10 @@ def run_monitoring(options: Mapping[str, Any]) -> dict[str, Any]:
     with live:
         try:
             push_batch_run(PROBE_JOB, duration_s=1.0, rows=1000, quality_score=0.80)
-            fired = _wait(lambda: ours(False), timeout)
+            fired = wait_until(lambda: ours(False), timeout)
             panels, waited = wait_for_panels(timeout)  # the alert is firing: the alerts panel too
             push_batch_run(PROBE_JOB, duration_s=1.0, rows=1000, quality_score=0.99)
-            resolved = _wait(lambda: ours(True), timeout) if fired else None
+            resolved = wait_until(lambda: ours(True), timeout) if fired else None
             series = {stage: series_count(port) for stage, port in live.metrics_ports().items()}
         finally:
             delete_batch_job(PROBE_JOB)
